@@ -1,0 +1,30 @@
+"""aconnect: harden Keras models against analog-hardware mismatch with A-Connect training.
+
+Importing this package registers the A-Connect layers with Keras, so
+``keras.models.load_model`` restores models that use them.
+"""
+
+from aconnect.chips import aconnect_layers, clear_chip, select_chip
+from aconnect.layers import (
+    AConnectConv1D,
+    AConnectConv2D,
+    AConnectDense,
+    AConnectDepthwiseConv2D,
+    AConnectLayer,
+)
+from aconnect.mismatch import Mismatch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Mismatch",
+    "AConnectLayer",
+    "AConnectDense",
+    "AConnectConv1D",
+    "AConnectConv2D",
+    "AConnectDepthwiseConv2D",
+    "select_chip",
+    "clear_chip",
+    "aconnect_layers",
+    "__version__",
+]
