@@ -48,8 +48,8 @@ def lognormal_compensation(trained_sigma: float, eval_sigma: float) -> float:
     return math.exp(0.5 * (trained_sigma**2 - eval_sigma**2))
 
 
-_UNIFORM_BITS = 15  # two 15-bit uniforms per 30-bit random integer
-_UNIFORM_LEVELS = 2**_UNIFORM_BITS
+_BITS = 15  # two 15-bit uniforms per 30-bit random integer
+_LEVELS = 2**_BITS
 
 
 def standard_normal(shape, seed, dtype="float32"):
@@ -60,13 +60,15 @@ def standard_normal(shape, seed, dtype="float32"):
     truncates ``|n|`` at 4.7 (probability 3e-6), which no device model can tell apart.
     """
     size = math.prod(shape) if all(isinstance(d, int) for d in shape) else ops.prod(shape)
-    pairs = (size + 1) // 2
-    bits = keras.random.randint((pairs,), 0, _UNIFORM_LEVELS**2, seed=seed, dtype="int32")
-    u1 = (ops.cast(bits % _UNIFORM_LEVELS, "float32") + 0.5) / _UNIFORM_LEVELS
-    angle = ops.cast(bits // _UNIFORM_LEVELS, "float32") * (2.0 * math.pi / _UNIFORM_LEVELS)
+    bits = keras.random.randint(((size + 1) // 2,), 0, _LEVELS**2, seed=seed, dtype="int32")
+    u1 = ops.cast(ops.bitwise_and(bits, _LEVELS - 1), "float32") * (1.0 / _LEVELS) + (
+        0.5 / _LEVELS)
+    angle = ops.cast(ops.right_shift(bits, _BITS), "float32") * (2.0 * math.pi / _LEVELS)
     radius = ops.sqrt(-2.0 * ops.log(u1))
     normals = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)], axis=0)
-    return ops.cast(ops.reshape(normals[:size], shape), dtype)
+    if not isinstance(size, int) or size % 2:
+        normals = normals[:size]
+    return ops.cast(ops.reshape(normals, shape), dtype)
 
 
 def sample_masks(shape, sigma: float, distribution: str, seed, dtype="float32"):

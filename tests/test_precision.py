@@ -31,6 +31,18 @@ def test_mixed_precision_trains_and_runs_chips(rng, policy, case):
     assert np.all(np.isfinite(model.predict(x, verbose=0)))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_half_precision_layers_compute_in_their_dtype(rng, dtype, case):
+    layer = case.make(mismatch=0.5, dtype=dtype)
+    x = rng.normal(size=(4,) + case.input_shape).astype("float32")
+    for training in (True, False):
+        y = layer(x, training=training)
+        assert y.dtype == dtype and np.all(np.isfinite(np.asarray(y, dtype="float32")))
+    layer.select_chip(2)
+    assert np.all(np.isfinite(np.asarray(layer(x), dtype="float32")))
+
+
 def test_float16_fast_path_variance_does_not_overflow():
     layer = aconnect.AConnectDense(3, mismatch=0.5, dtype="float16")
     x = np.full((4, 50), 300.0, dtype="float16")  # x**2 = 9e4 > float16 max
