@@ -32,3 +32,12 @@ def test_bad_arguments_name_themselves(make, fragment):
 def test_unknown_input_width_is_reported():
     with pytest.raises(ValueError, match="last input dimension"):
         AConnectDense(3).build((None, None))
+
+
+def test_positional_arguments_follow_keras():
+    conv = AConnectConv2D(8, 3, 2, "same", "channels_last", 1)
+    assert (conv.filters, conv.kernel_size, conv.strides, conv.padding) == (8, (3, 3), (2, 2), "same")
+    depthwise = AConnectDepthwiseConv2D(3, 1, "same", 2)
+    assert depthwise.depth_multiplier == 2 and depthwise.padding == "same"
+    dense = AConnectDense(4, "relu", False)
+    assert dense.units == 4 and not dense.use_bias

@@ -86,6 +86,18 @@ class AConnectLayer(keras.layers.Layer):
             bias = bias * self.chip_bias_mask
         return kernel, bias
 
+    def _outputs(self, x, training, nominal_op):
+        """Pre-activation outputs: masked per example in training, else nominal or chip.
+
+        ``nominal_op(x, kernel)`` is the layer's plain operation (matmul, convolution);
+        subclasses provide ``_masked_outputs(x)`` for the training path.
+        """
+        if training and not self.mismatch.is_noiseless:
+            return self._masked_outputs(x)
+        kernel, bias = self._quantized() if training else self._inference_weights()
+        y = nominal_op(x, kernel)
+        return y if bias is None else ops.add(y, bias)
+
     def _training_mask_inputs(self):
         """Quantized weights with the deterministic error applied, ready to be masked."""
         kernel, bias = self._quantized()

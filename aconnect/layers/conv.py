@@ -23,10 +23,15 @@ class AConnectConvBase(AConnectLayer):
     rank: int = 2
     _example_axis: int  # where per-example kernels stack examples (see aconnect.per_example)
 
+    # Constructor prefix of the kernel's initializer/regularizer/constraint arguments.
+    _kernel_arg: str = "kernel"
+
     def __init__(self, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, bias_initializer="zeros",
-                 bias_regularizer=None, bias_constraint=None, activity_regularizer=None,
-                 mismatch=None, seed=None, **kwargs: Any) -> None:
+                 dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, mismatch=None, seed=None,
+                 **kwargs: Any) -> None:
         super().__init__(
             mismatch=mismatch, seed=seed, activity_regularizer=activity_regularizer, **kwargs
         )
@@ -46,6 +51,9 @@ class AConnectConvBase(AConnectLayer):
             )
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.bias_constraint = keras.constraints.get(bias_constraint)
@@ -64,9 +72,6 @@ class AConnectConvBase(AConnectLayer):
     def _convolve_per_example(self, x, kernels):
         raise NotImplementedError
 
-    def _kernel_options(self) -> dict[str, Any]:
-        raise NotImplementedError
-
     @property
     def _channel_axis(self) -> int:
         return -1 if self.data_format == "channels_last" else 1
@@ -75,10 +80,10 @@ class AConnectConvBase(AConnectLayer):
         channels = input_shape[self._channel_axis]
         if channels is None:
             raise ValueError(f"layer {self.name!r} needs a known number of input channels")
-        opts = self._kernel_options()
         self.kernel = self.add_weight(
-            name="kernel", shape=self._kernel_shape(channels), initializer=opts["initializer"],
-            regularizer=opts["regularizer"], constraint=opts["constraint"],
+            name="kernel", shape=self._kernel_shape(channels),
+            initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         out = self._out_channels(channels)
         self.bias = None
@@ -102,13 +107,7 @@ class AConnectConvBase(AConnectLayer):
         if self.padding == "causal":
             left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
             x = ops.pad(x, ((0, 0), (left, 0), (0, 0)))
-        if training and not self.mismatch.is_noiseless:
-            y = self._masked_outputs(x)
-        else:
-            kernel, bias = self._quantized() if training else self._inference_weights()
-            y = self._convolve(x, kernel)
-            if bias is not None:
-                y = ops.add(y, bias)
+        y = self._outputs(x, training, self._convolve)
         if self.data_format == "channels_first":
             y = ops.moveaxis(y, -1, 1)
         return self.activation(y) if self.activation is not None else y
@@ -157,6 +156,11 @@ class AConnectConvBase(AConnectLayer):
             "dilation_rate": self.dilation_rate,
             "activation": keras.activations.serialize(self.activation),
             "use_bias": self.use_bias,
+            f"{self._kernel_arg}_initializer": keras.initializers.serialize(
+                self.kernel_initializer),
+            f"{self._kernel_arg}_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer),
+            f"{self._kernel_arg}_constraint": keras.constraints.serialize(self.kernel_constraint),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
@@ -167,31 +171,16 @@ class AConnectConvBase(AConnectLayer):
 class _AConnectConv(AConnectConvBase):
     """Standard convolution with ``filters`` outputs (rank set by the subclass)."""
 
+    def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, **kwargs: Any) -> None:
+        # Positional order as in Keras up to dilation_rate; everything else by keyword.
+        super().__init__(kernel_size, strides=strides, padding=padding,
+                         data_format=data_format, dilation_rate=dilation_rate, **kwargs)
+        self.filters = positive_int("filters", filters)
+
     @property
     def _example_axis(self) -> int:  # (*kernel_size, C, B, F)
         return self.rank + 1
-
-    def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, mismatch=None, seed=None,
-                 **kwargs: Any) -> None:
-        super().__init__(
-            kernel_size, strides=strides, padding=padding, data_format=data_format,
-            dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
-            bias_initializer=bias_initializer, bias_regularizer=bias_regularizer,
-            bias_constraint=bias_constraint, activity_regularizer=activity_regularizer,
-            mismatch=mismatch, seed=seed, **kwargs,
-        )
-        self.filters = positive_int("filters", filters)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-
-    def _kernel_options(self) -> dict[str, Any]:
-        return {"initializer": self.kernel_initializer, "regularizer": self.kernel_regularizer,
-                "constraint": self.kernel_constraint}
 
     def _kernel_shape(self, channels: int) -> tuple[int, ...]:
         return self.kernel_size + (channels, self.filters)
@@ -209,14 +198,7 @@ class _AConnectConv(AConnectConvBase):
         )
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({
-            "filters": self.filters,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-        })
-        return config
+        return {**super().get_config(), "filters": self.filters}
 
 
 @keras.saving.register_keras_serializable(package="aconnect")

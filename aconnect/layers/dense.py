@@ -75,13 +75,7 @@ class AConnectDense(AConnectLayer):
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: n_in})
 
     def call(self, inputs, training=None):
-        if training and not self.mismatch.is_noiseless:
-            y = self._masked_outputs(inputs)
-        else:
-            kernel, bias = self._quantized() if training else self._inference_weights()
-            y = ops.matmul(inputs, kernel)
-            if bias is not None:
-                y = ops.add(y, bias)
+        y = self._outputs(inputs, training, ops.matmul)
         return self.activation(y) if self.activation is not None else y
 
     def _masked_outputs(self, x):

@@ -18,29 +18,18 @@ class AConnectDepthwiseConv2D(AConnectConvBase):
 
     rank = 2
     _example_axis = 2  # per-example kernels are (kh, kw, B, C, multiplier)
+    _kernel_arg = "depthwise"
 
     def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier: int = 1,
-                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
-                 depthwise_initializer="glorot_uniform", bias_initializer="zeros",
-                 depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 depthwise_constraint=None, bias_constraint=None, mismatch=None, seed=None,
-                 **kwargs: Any) -> None:
+                 data_format=None, dilation_rate=1, depthwise_initializer="glorot_uniform",
+                 depthwise_regularizer=None, depthwise_constraint=None, **kwargs: Any) -> None:
         super().__init__(
             kernel_size, strides=strides, padding=padding, data_format=data_format,
-            dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
-            bias_initializer=bias_initializer, bias_regularizer=bias_regularizer,
-            bias_constraint=bias_constraint, activity_regularizer=activity_regularizer,
-            mismatch=mismatch, seed=seed, **kwargs,
+            dilation_rate=dilation_rate,
+            kernel_initializer=depthwise_initializer, kernel_regularizer=depthwise_regularizer,
+            kernel_constraint=depthwise_constraint, **kwargs,
         )
         self.depth_multiplier = positive_int("depth_multiplier", depth_multiplier)
-        self.depthwise_initializer = keras.initializers.get(depthwise_initializer)
-        self.depthwise_regularizer = keras.regularizers.get(depthwise_regularizer)
-        self.depthwise_constraint = keras.constraints.get(depthwise_constraint)
-
-    def _kernel_options(self) -> dict[str, Any]:
-        return {"initializer": self.depthwise_initializer,
-                "regularizer": self.depthwise_regularizer,
-                "constraint": self.depthwise_constraint}
 
     def _kernel_shape(self, channels: int) -> tuple[int, ...]:
         return self.kernel_size + (channels, self.depth_multiplier)
@@ -58,11 +47,4 @@ class AConnectDepthwiseConv2D(AConnectConvBase):
         )
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({
-            "depth_multiplier": self.depth_multiplier,
-            "depthwise_initializer": keras.initializers.serialize(self.depthwise_initializer),
-            "depthwise_regularizer": keras.regularizers.serialize(self.depthwise_regularizer),
-            "depthwise_constraint": keras.constraints.serialize(self.depthwise_constraint),
-        })
-        return config
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
