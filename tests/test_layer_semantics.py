@@ -242,3 +242,41 @@ def test_fit_with_a_ragged_last_batch(rng, case, masks_per_batch):
     history = model.fit(x, rng.integers(0, 2, 11), batch_size=4, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert not np.allclose(before, model.layers[0].kernel.numpy())
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("masks_per_batch", [None, 2])
+def test_training_works_with_an_unknown_batch_size(rng, case, masks_per_batch):
+    layer = built(case.make(mismatch=Mismatch(0.5, masks_per_batch=masks_per_batch)), case)
+    step = tf.function(lambda x: layer(x, training=True),
+                       input_signature=[tf.TensorSpec((None,) + case.input_shape)])
+    for batch in (5, 2):
+        x = rng.normal(size=(batch,) + case.input_shape).astype("float32")
+        y = step(x).numpy()
+        assert y.shape == tuple(ops.convert_to_numpy(layer(x)).shape)
+        assert np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_seed_makes_training_masks_reproducible(rng, case):
+    x = rng.normal(size=(4,) + case.input_shape).astype("float32")
+    outputs = []
+    for seed in (21, 21, 22):
+        layer = built(case.make(mismatch=0.5, seed=seed, kernel_initializer="ones")
+                      if case.name != "depthwise" else
+                      case.make(mismatch=0.5, seed=seed, depthwise_initializer="ones"), case)
+        outputs.append(ops.convert_to_numpy(layer(x, training=True)))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert not np.allclose(outputs[0], outputs[2])
+
+
+def test_fast_path_gradients_stay_finite_where_the_output_variance_is_zero():
+    layer = AConnectDense(3, use_bias=False, mismatch=0.5)
+    layer.build((None, 4))
+    x = tf.constant(np.array([[0, 0, 0, 0], [1, 2, 3, 4]], dtype="float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x, training=True) ** 2)
+    grad_x, grad_w = tape.gradient(loss, [x, layer.kernel])
+    assert np.all(np.isfinite(grad_x.numpy())) and np.all(np.isfinite(grad_w.numpy()))
+    np.testing.assert_allclose(layer(x, training=True).numpy()[0], 0.0, atol=1e-12)
