@@ -5,6 +5,7 @@ Importing this package registers the A-Connect layers with Keras, so
 """
 
 from aconnect.chips import aconnect_layers, clear_chip, select_chip
+from aconnect.convert import ConversionSummary, convert, plan_conversion
 from aconnect.layers import (
     AConnectConv1D,
     AConnectConv2D,
@@ -26,5 +27,8 @@ __all__ = [
     "select_chip",
     "clear_chip",
     "aconnect_layers",
+    "convert",
+    "plan_conversion",
+    "ConversionSummary",
     "__version__",
 ]
