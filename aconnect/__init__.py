@@ -14,6 +14,7 @@ from aconnect.layers import (
     AConnectLayer,
 )
 from aconnect.mismatch import Mismatch
+from aconnect.montecarlo import MonteCarloResult, monte_carlo, sigma_sweep, statistics
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,9 @@ __all__ = [
     "convert",
     "plan_conversion",
     "ConversionSummary",
+    "monte_carlo",
+    "sigma_sweep",
+    "statistics",
+    "MonteCarloResult",
     "__version__",
 ]

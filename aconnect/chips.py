@@ -1,7 +1,8 @@
 """Model-level chips: one fixed, reproducible draw of every A-Connect layer's masks.
 
-Each layer's seed derives from the chip seed and the layer's name, so a chip is the same after
-the model is saved and reloaded, and adding an unrelated layer does not reshuffle the others.
+One random draw per chip covers every A-Connect layer in model order, so a chip is one seed:
+the same after the model is saved and reloaded, and the same for a baseline model and its
+converted copy.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Iterator
 
 import keras
 
+from aconnect.chip_batch import draw_chip_masks
 from aconnect.layers import AConnectLayer
 from aconnect.mismatch import Mismatch
 
@@ -24,9 +26,9 @@ def aconnect_layers(model: keras.Model) -> Iterator[AConnectLayer]:
             yield layer
 
 
-def layer_seed(chip_seed: int, layer_name: str) -> int:
-    """Seed of one layer's masks on chip ``chip_seed``."""
-    return zlib.crc32(f"{chip_seed}/{layer_name}".encode()) & 0x7FFFFFFF
+def chip_seed(run_seed: int, chip: int) -> int:
+    """Seed of chip number ``chip`` in a Monte Carlo run seeded with ``run_seed``."""
+    return zlib.crc32(f"run/{run_seed}/chip/{chip}".encode()) & 0x7FFFFFFF
 
 
 def select_chip(model: keras.Model, seed: int,
@@ -40,8 +42,8 @@ def select_chip(model: keras.Model, seed: int,
     layers = list(aconnect_layers(model))
     if not layers:
         raise ValueError(f"model {model.name!r} has no A-Connect layers to put on a chip")
-    for layer in layers:
-        layer.select_chip(layer_seed(seed, layer.name), mismatch)
+    for layer, masks in zip(layers, draw_chip_masks(layers, [seed], mismatch)):
+        layer.install_chip(masks)
 
 
 def clear_chip(model: keras.Model) -> None:

@@ -69,7 +69,13 @@ def grouped_dense(x, kernels, biases, groups: int):
     """
     batch = ops.shape(x)[0]
     middle = ops.shape(x)[1:-1]
-    n_in = ops.shape(x)[-1]
+    n_in, n_out = ops.shape(x)[-1], ops.shape(kernels)[-1]
+    if isinstance(batch, int) and isinstance(groups, int) and batch % groups == 0:
+        # Equal contiguous groups (chip batches, even batches): a plain batched matmul.
+        y = ops.matmul(ops.reshape(x, (groups, -1, n_in)), kernels)
+        if biases is not None:
+            y = y + ops.expand_dims(biases, 1)
+        return ops.reshape(y, (batch,) + tuple(middle) + (n_out,))
     x3 = ops.reshape(x, (batch, -1, n_in))
     g = group_index(batch, groups)
     size = (batch + groups - 1) // groups  # slots per group
@@ -81,23 +87,26 @@ def grouped_dense(x, kernels, biases, groups: int):
     y = ops.matmul(slots, kernels)
     if biases is not None:
         y = y + ops.expand_dims(biases, 1)
-    n_out = ops.shape(kernels)[-1]
     y = ops.take(ops.reshape(y, (groups * size, positions, n_out)), slot, axis=0)
     return ops.reshape(y, (batch,) + tuple(middle) + (n_out,))
 
 
-def _fold_batch_into_channels(x):
-    """``(B, *spatial, C) -> (1, *spatial, B * C)``."""
+def _fold_groups_into_channels(x, groups):
+    """``(G * s, *spatial, C) -> (s, *spatial, G * C)``: group ``g`` owns channels ``g*C..``."""
+    shape = ops.shape(x)
     rank = len(x.shape)
-    folded = ops.transpose(x, tuple(range(1, rank - 1)) + (0, rank - 1))
-    return ops.expand_dims(ops.reshape(folded, tuple(ops.shape(folded)[:-2]) + (-1,)), 0)
+    x = ops.reshape(x, (groups, -1) + tuple(shape[1:]))  # (G, s, *spatial, C)
+    x = ops.transpose(x, tuple(range(1, rank)) + (0, rank))  # (s, *spatial, G, C)
+    return ops.reshape(x, (-1,) + tuple(shape[1:-1]) + (groups * shape[-1],))
 
 
-def _unfold_channels_into_batch(y, batch):
-    """``(1, *spatial, B * F) -> (B, *spatial, F)``."""
-    spatial = len(y.shape) - 2
-    y = ops.reshape(y, tuple(ops.shape(y)[1:-1]) + (batch, -1))  # a reshape, not y[0]: cheaper grad
-    return ops.transpose(y, (spatial,) + tuple(range(spatial)) + (spatial + 1,))
+def _unfold_channels_into_groups(y, groups):
+    """``(s, *spatial, G * F) -> (G * s, *spatial, F)``."""
+    shape = ops.shape(y)
+    rank = len(y.shape)
+    y = ops.reshape(y, tuple(shape[:-1]) + (groups, -1))  # (s, *spatial, G, F)
+    y = ops.transpose(y, (rank - 1,) + tuple(range(rank - 1)) + (rank,))  # (G, s, *spatial, F)
+    return ops.reshape(y, (-1,) + tuple(shape[1:-1]) + (ops.shape(y)[-1],))
 
 
 def _grouped_conv(x, kernel, strides, padding, dilation_rate):
@@ -115,28 +124,37 @@ def _grouped_conv(x, kernel, strides, padding, dilation_rate):
     return ops.cast(y, dtype)
 
 
-def per_example_conv(x, kernels, strides, padding: str, dilation_rate):
-    """Convolve example ``i`` of ``x`` (channels last) with its own kernel.
+def per_example_conv(x, kernels, strides, padding: str, dilation_rate, groups=None):
+    """Convolve each example of ``x`` (channels last) with its own kernel.
 
-    ``kernels``: ``(*kernel_size, C, B, F)`` (example axis next to the output axis, so the
-    grouped kernel is a reshape, not a transpose). One grouped convolution, no Python loop:
-    group ``b`` reads input channels ``b*C .. b*C+C-1`` and writes outputs ``b*F .. b*F+F-1``.
+    ``kernels``: ``(*kernel_size, C, G, F)`` (group axis next to the output axis, so the
+    grouped kernel is a reshape, not a transpose). ``groups`` (default: the batch size, one
+    kernel per example) splits the batch into equal contiguous groups that share a kernel.
+    One grouped convolution, no Python loop.
     """
-    batch = ops.shape(x)[0]
+    groups = ops.shape(x)[0] if groups is None else groups
     kernel = ops.reshape(kernels, tuple(ops.shape(kernels)[:-2]) + (-1,))
-    y = _grouped_conv(_fold_batch_into_channels(x), kernel, strides, padding, dilation_rate)
-    return _unfold_channels_into_batch(y, batch)
+    y = _grouped_conv(_fold_groups_into_channels(x, groups), kernel, strides, padding,
+                      dilation_rate)
+    return _unfold_channels_into_groups(y, groups)
 
 
-def per_example_depthwise(x, kernels, strides, padding: str, dilation_rate):
-    """Depthwise-convolve example ``i`` of ``x`` (channels last) with its own kernel.
+def per_example_depthwise(x, kernels, strides, padding: str, dilation_rate, groups=None):
+    """Depthwise-convolve each example of ``x`` (channels last) with its own kernel.
 
-    ``kernels``: ``(kh, kw, B, C, multiplier)``; folding the batch into channels keeps it a
-    plain depthwise convolution.
+    ``kernels``: ``(kh, kw, G, C, multiplier)``; ``groups`` as in ``per_example_conv``.
+    Folding the groups into channels keeps it a plain depthwise convolution.
     """
-    batch = ops.shape(x)[0]
+    groups = ops.shape(x)[0] if groups is None else groups
     kernel = ops.reshape(kernels, tuple(ops.shape(kernels)[:2]) + (-1, ops.shape(kernels)[-1]))
-    y = ops.depthwise_conv(
-        _fold_batch_into_channels(x), kernel, strides, padding, "channels_last", dilation_rate
-    )
-    return _unfold_channels_into_batch(y, batch)
+    y = ops.depthwise_conv(_fold_groups_into_channels(x, groups), kernel, strides, padding,
+                           "channels_last", dilation_rate)
+    return _unfold_channels_into_groups(y, groups)
+
+
+def add_group_bias(y, biases, groups):
+    """``y`` (``G * s`` examples) plus ``biases[g]`` (``(G, F)``) on the examples of group g."""
+    shape = ops.shape(y)
+    y = ops.reshape(y, (groups, -1) + tuple(shape[1:]))
+    y = y + ops.reshape(biases, (groups,) + (1,) * (len(shape) - 1) + (-1,))
+    return ops.reshape(y, shape)

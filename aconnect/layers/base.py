@@ -12,6 +12,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from aconnect import per_example
+from aconnect.chip_batch import ChipMasks, draw_chip_masks, masks_for
 from aconnect.mismatch import Mismatch
 from aconnect.quantize import quantize
 
@@ -90,13 +92,35 @@ class AConnectLayer(keras.layers.Layer):
         """Pre-activation outputs: masked per example in training, else nominal or chip.
 
         ``nominal_op(x, kernel)`` is the layer's plain operation (matmul, convolution);
-        subclasses provide ``_masked_outputs(x)`` for the training path.
+        subclasses provide ``_masked_outputs(x)`` for the training path, and for chip
+        batches ``_grouped_outputs(x, kernels, biases, groups)`` and
+        ``_shared_outputs(x, kernels, chips)`` (every chip's kernel on one shared input,
+        chip-major outputs).
         """
+        in_chip_batch = masks_for(self)
+        if in_chip_batch is not None:
+            return self._chip_batch_outputs(x, *in_chip_batch)
         if training and not self.mismatch.is_noiseless:
             return self._masked_outputs(x)
         kernel, bias = self._quantized() if training else self._inference_weights()
         y = nominal_op(x, kernel)
         return y if bias is None else ops.add(y, bias)
+
+    def _chip_batch_outputs(self, x, chip_masks: ChipMasks, examples: int):
+        """Chip-major outputs: chip ``c``'s masks on the ``c``-th group of ``examples``.
+
+        ``x`` is chip-major already, or (with ``examples`` rows) shared by every chip.
+        """
+        kernel, bias = self._training_mask_inputs()  # deterministic error is a chip property
+        kernels = ops.expand_dims(kernel, 0) * ops.cast(chip_masks.kernel, kernel.dtype)
+        biases = None
+        if bias is not None:
+            biases = bias * ops.cast(chip_masks.bias, bias.dtype)
+        chips = chip_masks.chips
+        if chips > 1 and x.shape[0] == examples:
+            y = self._shared_outputs(x, kernels, chips)
+            return y if biases is None else per_example.add_group_bias(y, biases, chips)
+        return self._grouped_outputs(x, kernels, biases, chips)
 
     def _training_mask_inputs(self):
         """Quantized weights with the deterministic error applied, ready to be masked."""
@@ -136,16 +160,13 @@ class AConnectLayer(keras.layers.Layer):
             )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed={seed!r} must be an integer")
-        evaluation = self.mismatch if mismatch is None else Mismatch.coerce(mismatch)
-        w_factor, b_factor = evaluation.compensation(self.mismatch)
-        stream = keras.random.SeedGenerator(seed)
-        self.chip_kernel_mask.assign(
-            evaluation.sample_weight_masks(self.chip_kernel_mask.shape, stream) * w_factor
-        )
+        self.install_chip(draw_chip_masks([self], [seed], mismatch)[0])
+
+    def install_chip(self, masks: ChipMasks) -> None:
+        """Use the first chip of ``masks`` (from ``draw_chip_masks``) in inference."""
+        self.chip_kernel_mask.assign(masks.kernel[0])
         if self.chip_bias_mask is not None:
-            self.chip_bias_mask.assign(
-                evaluation.sample_bias_masks(self.chip_bias_mask.shape, stream) * b_factor
-            )
+            self.chip_bias_mask.assign(masks.bias[0])
         self.chip_active.assign(1.0)
 
     def clear_chip(self) -> None:

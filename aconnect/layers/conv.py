@@ -14,6 +14,7 @@ from keras import ops
 from aconnect import per_example
 from aconnect.layers.args import choice, int_tuple, positive_int
 from aconnect.layers.base import AConnectLayer
+from aconnect.chip_batch import to_chip_major
 from aconnect.per_example import group_index
 
 
@@ -69,7 +70,7 @@ class AConnectConvBase(AConnectLayer):
     def _convolve(self, x, kernel):
         raise NotImplementedError
 
-    def _convolve_per_example(self, x, kernels):
+    def _convolve_per_example(self, x, kernels, groups=None):
         raise NotImplementedError
 
     @property
@@ -127,6 +128,17 @@ class AConnectConvBase(AConnectLayer):
         if biases is not None:
             y = y + ops.reshape(biases, (batch,) + (1,) * self.rank + (-1,))
         return y
+
+    def _shared_outputs(self, x, kernels, chips):
+        # (chips, *k, C, F) -> (*k, C, chips * F): one wide convolution of the shared input.
+        wide = ops.moveaxis(kernels, 0, self._example_axis)
+        wide = ops.reshape(wide, tuple(wide.shape[:-2]) + (-1,))
+        return to_chip_major(self._convolve(x, wide), chips, x.shape[0])
+
+    def _grouped_outputs(self, x, kernels, biases, groups):
+        kernels = ops.moveaxis(kernels, 0, self._example_axis)
+        y = self._convolve_per_example(x, kernels, groups)
+        return y if biases is None else per_example.add_group_bias(y, biases, groups)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -192,9 +204,9 @@ class _AConnectConv(AConnectConvBase):
         return ops.conv(x, kernel, self.strides, self._conv_padding(), "channels_last",
                         self.dilation_rate)
 
-    def _convolve_per_example(self, x, kernels):
+    def _convolve_per_example(self, x, kernels, groups=None):
         return per_example.per_example_conv(
-            x, kernels, self.strides, self._conv_padding(), self.dilation_rate
+            x, kernels, self.strides, self._conv_padding(), self.dilation_rate, groups
         )
 
     def get_config(self) -> dict[str, Any]:

@@ -96,6 +96,15 @@ class AConnectDense(AConnectLayer):
         kernels, biases = self._sample_group_masks(groups, kernel, bias)
         return per_example.grouped_dense(x, kernels, biases, groups)
 
+    def _grouped_outputs(self, x, kernels, biases, groups):
+        return per_example.grouped_dense(x, kernels, biases, groups)
+
+    def _shared_outputs(self, x, kernels, chips):
+        # One broadcast batched matmul: every chip's kernel on the same rows, chip-major out.
+        rows = ops.reshape(x, (1, -1, x.shape[-1]))
+        y = ops.matmul(rows, kernels)  # (chips, n * positions, units)
+        return ops.reshape(y, (-1,) + tuple(x.shape[1:-1]) + (self.units,))
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from aconnect import per_example
+from aconnect.chip_batch import to_chip_major
 from aconnect.layers.args import positive_int
 from aconnect.layers.conv import AConnectConvBase
 
@@ -41,9 +42,21 @@ class AConnectDepthwiseConv2D(AConnectConvBase):
         return ops.depthwise_conv(x, kernel, self.strides, self.padding, "channels_last",
                                   self.dilation_rate)
 
-    def _convolve_per_example(self, x, kernels):
+    def _shared_outputs(self, x, kernels, chips):
+        # (chips, kh, kw, C, m) -> (kh, kw, C, chips * m): outputs come out ordered (C, chip, m);
+        # reorder them to (chip, C, m) so every chip's channels are contiguous.
+        channels, multiplier = kernels.shape[-2], kernels.shape[-1]
+        wide = ops.reshape(ops.moveaxis(kernels, 0, 3), self.kernel_size + (channels, -1))
+        y = self._convolve(x, wide)
+        spatial = tuple(y.shape[:-1])
+        y = ops.reshape(y, spatial + (channels, chips, multiplier))
+        rank = len(spatial)
+        y = ops.transpose(y, tuple(range(rank)) + (rank + 1, rank, rank + 2))
+        return to_chip_major(ops.reshape(y, spatial + (-1,)), chips, x.shape[0])
+
+    def _convolve_per_example(self, x, kernels, groups=None):
         return per_example.per_example_depthwise(
-            x, kernels, self.strides, self.padding, self.dilation_rate
+            x, kernels, self.strides, self.padding, self.dilation_rate, groups
         )
 
     def get_config(self) -> dict[str, Any]:
