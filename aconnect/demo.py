@@ -1,8 +1,7 @@
 """A small end-to-end demonstration on scikit-learn's bundled digits (no download).
 
-Trains a plain MLP, fine-tunes an A-Connect copy of it, and compares both on many simulated
-chips per evaluation sigma. The plain model is built from A-Connect layers with zero mismatch,
-which compute exactly what ``keras.layers.Dense`` computes, so the same chips apply to both.
+Trains a plain Keras MLP, converts it to A-Connect layers and fine-tunes it at the training
+sigma, then compares both by Monte Carlo on the same simulated chips at several sigmas.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from aconnect.chips import clear_chip, select_chip
-from aconnect.layers import AConnectDense
+from aconnect.convert import convert
 from aconnect.mismatch import Mismatch
+from aconnect.montecarlo import monte_carlo
 
 
 @dataclass
@@ -36,13 +35,13 @@ def load_digits_split(seed: int):
     return train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
 
 
-def mlp(sigma: float, seed: int) -> keras.Model:
-    mismatch = Mismatch(sigma)
+def mlp(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
     return keras.Sequential([
         keras.Input((64,)),
-        AConnectDense(64, activation="relu", mismatch=mismatch, seed=seed, name="hidden"),
-        AConnectDense(10, mismatch=mismatch, seed=seed + 1, name="logits"),
-    ], name=f"mlp_sigma_{sigma:g}")
+        keras.layers.Dense(64, activation="relu", name="hidden"),
+        keras.layers.Dense(10, name="logits"),
+    ], name="digits_mlp")
 
 
 def _compile(model: keras.Model, learning_rate: float) -> None:
@@ -51,19 +50,6 @@ def _compile(model: keras.Model, learning_rate: float) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-
-
-def chip_accuracies(model, x, y, sigma: float, chips: int, seed: int, advance=None) -> np.ndarray:
-    """Top-1 accuracy of ``model`` on chips ``seed .. seed + chips - 1`` at ``sigma``."""
-    accuracies = np.empty(chips)
-    for i in range(chips):
-        select_chip(model, seed + i, Mismatch(sigma))
-        logits = keras.ops.convert_to_numpy(model(x, training=False))
-        accuracies[i] = np.mean(logits.argmax(-1) == y)
-        if advance:
-            advance()
-    clear_chip(model)
-    return accuracies
 
 
 def run_demo(sigma: float = 0.5, chips: int = 200, epochs: int = 30, seed: int = 0,
@@ -78,13 +64,12 @@ def run_demo(sigma: float = 0.5, chips: int = 200, epochs: int = 30, seed: int =
         return keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: report(stage, epoch + 1, epochs))
 
-    baseline = mlp(0.0, seed)
+    baseline = mlp(seed)
     _compile(baseline, 3e-3)
     baseline.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0,
                  callbacks=[epochs_callback("train baseline")])
 
-    hardened = mlp(sigma, seed)
-    hardened.set_weights(baseline.get_weights())  # fine-tune from the baseline's weights
+    hardened = convert(baseline, Mismatch(sigma))  # same weights, A-Connect layers
     _compile(hardened, 1e-3)
     hardened.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0,
                  callbacks=[epochs_callback(f"harden at sigma {sigma:g}")])
@@ -93,15 +78,15 @@ def run_demo(sigma: float = 0.5, chips: int = 200, epochs: int = 30, seed: int =
     total = 2 * len(sigmas) * chips
     done = 0
 
-    def advance():
-        nonlocal done
-        done += 1
-        report("Monte Carlo chips", done, total)
+    def advance(chips_done: int, _total: int) -> None:
+        report("Monte Carlo chips", done + chips_done, total)
 
     for s in sigmas:
-        # Chip seeds are shared by both models: the comparison is on the same simulated chips.
-        result.baseline[s] = chip_accuracies(baseline, x_test, y_test, s, chips, seed, advance)
-        result.hardened[s] = chip_accuracies(hardened, x_test, y_test, s, chips, seed, advance)
+        # Same seed for both models: the comparison is on the same simulated chips.
+        for model, results in ((baseline, result.baseline), (hardened, result.hardened)):
+            results[s] = monte_carlo(model, x_test, y_test, Mismatch(s), samples=chips,
+                                     seed=seed, progress=advance).per_chip["accuracy"]
+            done += chips
 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
