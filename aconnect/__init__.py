@@ -13,8 +13,11 @@ from aconnect.layers import (
     AConnectDepthwiseConv2D,
     AConnectLayer,
 )
+from aconnect.data import DataError, Dataset, load_npz
+from aconnect.harden import Cancelled, HardenResult, Progress, harden
 from aconnect.mismatch import Mismatch
 from aconnect.montecarlo import MonteCarloResult, monte_carlo, sigma_sweep, statistics
+from aconnect.spec import JobSpec, SpecError, parse_spec
 
 __version__ = "0.1.0"
 
@@ -35,5 +38,15 @@ __all__ = [
     "sigma_sweep",
     "statistics",
     "MonteCarloResult",
+    "harden",
+    "HardenResult",
+    "Progress",
+    "Cancelled",
+    "Dataset",
+    "DataError",
+    "load_npz",
+    "JobSpec",
+    "SpecError",
+    "parse_spec",
     "__version__",
 ]
