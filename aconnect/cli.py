@@ -1,10 +1,12 @@
-"""The ``aconnect`` command line."""
+"""The ``aconnect`` command line: the demo, and local hardening and evaluation jobs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from aconnect.mismatch import SIGMA_MAX
 
@@ -18,6 +20,10 @@ def _sigma(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text} is outside [0, {SIGMA_MAX}] (sigma is relative: 0.5 means 50 %)")
     return value
+
+
+def _sigmas(text: str) -> list[float]:
+    return [_sigma(part) for part in text.split(",") if part.strip()]
 
 
 def _positive(text: str) -> int:
@@ -39,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aconnect {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     demo = commands.add_parser(
         "demo", help="train, harden and Monte-Carlo-test a small MLP on the bundled digits",
         description="Train a plain MLP on scikit-learn's digits, fine-tune an A-Connect copy, "
@@ -51,59 +58,155 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for data split, training, chips")
     demo.add_argument("--out", type=Path, default=None,
                       help="folder to save baseline.keras and hardened.keras")
+
+    data_help = ".npz with x_train, y_train, x_test, y_test (x_val, y_val optional)"
+    harden = commands.add_parser(
+        "harden", help="convert, retrain and validate a model (writes report and models)",
+        description="Convert MODEL's Dense/Conv layers to A-Connect layers, fine-tune under "
+                    "mismatch, and compare it with the original on simulated chips.")
+    harden.add_argument("model", type=Path, help="trained Keras model (.keras)")
+    harden.add_argument("--data", type=Path, required=True, help=data_help)
+    harden.add_argument("--out", type=Path, required=True, help="output folder")
+    how = harden.add_mutually_exclusive_group()
+    how.add_argument("--sigma", type=_sigma, help="training sigma (default 0.5)")
+    how.add_argument("--spec", type=Path, help="job spec JSON (see README)")
+    harden.add_argument("--epochs", type=_positive, help="override training.epochs")
+    harden.add_argument("--samples", type=_positive, help="override validation.samples")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="Monte Carlo of a model as it is",
+        description="Evaluate MODEL on simulated chips at each sigma and report the spread.")
+    evaluate.add_argument("model", type=Path, help="Keras model (.keras)")
+    evaluate.add_argument("--data", type=Path, required=True,
+                          help=".npz with x_test, y_test")
+    evaluate.add_argument("--sigmas", type=_sigmas, default=[0.0, 0.3, 0.5, 0.7],
+                          help="comma-separated sigmas (default 0,0.3,0.5,0.7)")
+    evaluate.add_argument("--samples", type=_positive, default=1000,
+                          help="chips per sigma (default 1000)")
+    evaluate.add_argument("--distribution", choices=["normal", "lognormal"], default="normal")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", type=Path, help="write report files here")
     return parser
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
+@contextmanager
+def _progress_display(console) -> Iterator:
+    """A rich display with one bar per stage; yields the ``progress(Progress)`` callback."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.table import Table
 
-    console = Console()
-    console.print(f"[bold]aconnect demo[/]: digits MLP 64-64-10, hardened at sigma "
-                  f"{args.sigma:g}, {args.chips} chips per evaluation sigma")
     with Progress(TextColumn("{task.description:<24}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                  console=console, transient=False) as bar:
+                  console=console) as bar:
         tasks: dict[str, int] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
+        def update(report) -> None:
+            if report.stage not in tasks:
+                tasks[report.stage] = bar.add_task(report.stage, total=report.total)
+            bar.update(tasks[report.stage], completed=report.step)
 
-        from aconnect.demo import run_demo
+        yield update
 
+
+def _summary_table(title: str, rows: list[tuple[float, list]], columns: list[str], metric: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("eval sigma", justify="right")
+    for column in columns:
+        table.add_column(column, justify="right")
+    scale, unit = (100, " %") if metric == "accuracy" else (1, "")
+    for sigma, stats in rows:
+        cells = [f"{sigma:g}"]
+        for s in stats:
+            cells.append(f"{scale * s['median']:.1f}{unit} [{scale * s['q1']:.1f}-"
+                         f"{scale * s['q3']:.1f}], min {scale * s['min']:.1f}" if metric ==
+                         "accuracy" else f"{s['median']:.4g} [{s['q1']:.4g}-{s['q3']:.4g}]")
+        table.add_row(*cells)
+    return table
+
+
+def _run_demo(args: argparse.Namespace, console) -> int:
+    import numpy as np
+
+    from aconnect.demo import run_demo
+
+    console.print(f"[bold]aconnect demo[/]: digits MLP 64-64-10, hardened at sigma "
+                  f"{args.sigma:g}, {args.chips} chips per evaluation sigma")
+    with _progress_display(console) as progress:
         result = run_demo(sigma=args.sigma, chips=args.chips, epochs=args.epochs,
                           seed=args.seed, out=args.out, progress=progress)
 
-    table = Table(title="Top-1 test accuracy across simulated chips (median [IQR], min)")
-    table.add_column("eval sigma", justify="right")
-    table.add_column("baseline", justify="right")
-    table.add_column(f"A-Connect (sigma {args.sigma:g})", justify="right")
-    for s in result.sigmas:
-        row = [f"{s:g}"]
-        for values in (result.baseline[s], result.hardened[s]):
-            q1, median, q3 = (100 * v for v in _quartiles(values))
-            row.append(f"{median:5.1f} % [{q1:.1f}-{q3:.1f}], min {100 * values.min():.1f}")
-        table.add_row(*row)
-    console.print(table)
+    def stats(values):
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        return {"q1": q1, "median": median, "q3": q3, "min": values.min()}
+
+    rows = [(s, [stats(result.baseline[s]), stats(result.hardened[s])]) for s in result.sigmas]
+    console.print(_summary_table(
+        "Top-1 test accuracy across simulated chips (median [IQR], min)", rows,
+        ["baseline", f"A-Connect (sigma {args.sigma:g})"], "accuracy"))
     for path in result.saved:
         console.print(f"saved {path}")
     return 0
 
 
-def _quartiles(values):
-    import numpy as np
+def _job_spec(args: argparse.Namespace) -> dict | Path:
+    from aconnect.spec import parse_spec
 
-    return np.percentile(values, [25, 50, 75])
+    if args.command == "evaluate":
+        return {"kind": "evaluate", "mismatch": {"distribution": args.distribution},
+                "validation": {"sigmas": args.sigmas, "samples": args.samples,
+                               "seed": args.seed}}
+    spec = parse_spec(args.spec).model_dump() if args.spec else {"kind": "harden"}
+    if args.spec is None and args.sigma is not None:
+        spec["mismatch"] = {"sigma": args.sigma}
+    if args.epochs:
+        spec.setdefault("training", {})["epochs"] = args.epochs
+    if args.samples:
+        spec.setdefault("validation", {})["samples"] = args.samples
+    spec["kind"] = "harden"
+    return spec
+
+
+def _run_job(args: argparse.Namespace, console) -> int:
+    import json
+    import tempfile
+
+    from aconnect.pipeline import run_job
+
+    spec = _job_spec(args)
+    out = args.out or Path(tempfile.mkdtemp(prefix="aconnect-evaluate-"))
+    with _progress_display(console) as progress:
+        written = run_job(args.model, args.data, spec, out, progress=progress)
+    report = json.loads(written["report.json"].read_text())
+    metric = report["validation"]["metric"]
+    models = list(report["validation"]["models"])
+    rows = [(row["sigma"], [row[m] for m in models]) for row in report["summary"]]
+    console.print(_summary_table(f"{metric} across simulated chips (median [IQR])", rows,
+                                 models, metric))
+    if report.get("conversion"):
+        converted = sum(d["converted"] for d in report["conversion"]["layers"])
+        console.print(f"{converted} of {len(report['conversion']['layers'])} analog-type layers "
+                      "converted (details in report.html)")
+    for name, path in written.items():
+        console.print(f"wrote {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return _run_demo(args)
-    return 2
+    from rich.console import Console
+
+    from aconnect.data import DataError
+    from aconnect.pipeline import ModelError
+    from aconnect.spec import SpecError
+
+    console = Console()
+    runners = {"demo": _run_demo, "harden": _run_job, "evaluate": _run_job}
+    try:
+        return runners[args.command](args, console)
+    except (SpecError, DataError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

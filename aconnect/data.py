@@ -42,10 +42,13 @@ def load_npz(path: str | Path, *, need_train: bool = True) -> Dataset:
     """Read and check a data file (``need_train=False``: only the test arrays are required)."""
     path = Path(path)
     required = REQUIRED if need_train else ("x_test", "y_test")
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not a readable .npz file (not a zip archive); write it "
+                        "with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     try:
         archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"data file {path} does not exist") from None
     except (zipfile.BadZipFile, ValueError, OSError) as err:
         raise DataError(f"{path} is not a readable .npz file ({err})") from None
     with archive:

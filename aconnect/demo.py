@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from aconnect.convert import convert
+from aconnect.harden import Progress
 from aconnect.mismatch import Mismatch
 from aconnect.montecarlo import monte_carlo
 
@@ -55,10 +56,13 @@ def _compile(model: keras.Model, learning_rate: float) -> None:
 def run_demo(sigma: float = 0.5, chips: int = 200, epochs: int = 30, seed: int = 0,
              out: Path | None = None, sigmas: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7),
              progress=None) -> DemoResult:
-    """Train, harden and compare; ``progress(stage, done, total)`` is called as work advances."""
+    """Train, harden and compare; ``progress(Progress)`` is called as work advances."""
     keras.utils.set_random_seed(seed)
     x_train, x_test, y_train, y_test = load_digits_split(seed)
-    report = progress or (lambda stage, done, total: None)
+
+    def report(stage: str, done: int, total: int) -> None:
+        if progress:
+            progress(Progress(stage, done, total))
 
     def epochs_callback(stage: str):
         return keras.callbacks.LambdaCallback(
