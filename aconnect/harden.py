@@ -19,12 +19,17 @@ class Cancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report: ``step`` of ``total`` in ``stage``, with the latest metrics."""
+    """One progress report: ``step`` of ``total`` in ``stage``, with the latest metrics.
+
+    Training reports also carry the (0-based) ``epoch`` and ``batch`` within it.
+    """
 
     stage: str
     step: int
     total: int
     metrics: dict[str, float] = field(default_factory=dict)
+    epoch: int | None = None
+    batch: int | None = None
 
     @property
     def fraction(self) -> float:
@@ -71,7 +76,7 @@ class _Reporter(keras.callbacks.Callback):
         if self.progress:
             metrics = {k: float(v) for k, v in (logs or {}).items()}
             self.progress(Progress("harden", self.epoch * self.steps + batch + 1, self.total,
-                                   metrics))
+                                   metrics, epoch=self.epoch, batch=batch))
         if self.should_cancel and self.should_cancel():
             self.cancelled = True
             self.model.stop_training = True

@@ -48,6 +48,7 @@ def test_progress_is_reported_per_batch_and_cancel_stops_between_batches(rng):
     harden(model, data, spec, progress=seen.append)
     assert [p.step for p in seen] == list(range(1, 9)) and seen[-1].total == 8
     assert seen[-1].fraction == 1.0 and "loss" in seen[-1].metrics
+    assert [(p.epoch, p.batch) for p in seen[3:5]] == [(0, 3), (1, 0)]
 
     calls = []
     with pytest.raises(Cancelled):
