@@ -83,14 +83,15 @@ def draw_chip_masks(layers: list, seeds: list[int], mismatch=None) -> list[ChipM
         w_factor, b_factor = evaluation.compensation(layer.mismatch)
         part = normals[:, offset:offset + k_size]
         kernel = masks_from_normals(ops.reshape(part, (chips,) + tuple(layer.kernel.shape)),
-                                    evaluation.sigma, evaluation.distribution) * w_factor
+                                    evaluation.sigma, evaluation.distribution)
+        kernel = kernel if w_factor == 1.0 else kernel * w_factor
         offset += k_size
         bias = None
         if b_size:
             part = ops.reshape(normals[:, offset:offset + b_size],
                                (chips,) + tuple(layer.bias.shape))
-            bias = masks_from_normals(part, evaluation.bias_sigma,
-                                      evaluation.distribution) * b_factor
+            bias = masks_from_normals(part, evaluation.bias_sigma, evaluation.distribution)
+            bias = bias if b_factor == 1.0 else bias * b_factor
             offset += b_size
         drawn.append(ChipMasks(kernel, bias))
     return drawn

@@ -102,7 +102,9 @@ def _progress_display(console) -> Iterator:
         def update(report) -> None:
             if report.stage not in tasks:
                 tasks[report.stage] = bar.add_task(report.stage, total=report.total)
-            bar.update(tasks[report.stage], completed=report.step)
+            label = report.stage if report.epoch is None else (
+                f"{report.stage} (epoch {report.epoch + 1})")
+            bar.update(tasks[report.stage], completed=report.step, description=label)
 
         yield update
 

@@ -12,7 +12,6 @@ from typing import Any
 import keras
 from keras import ops
 
-from aconnect import per_example
 from aconnect.chip_batch import ChipMasks, draw_chip_masks, masks_for
 from aconnect.mismatch import Mismatch
 from aconnect.quantize import quantize
@@ -94,8 +93,8 @@ class AConnectLayer(keras.layers.Layer):
         ``nominal_op(x, kernel)`` is the layer's plain operation (matmul, convolution);
         subclasses provide ``_masked_outputs(x)`` for the training path, and for chip
         batches ``_grouped_outputs(x, kernels, biases, groups)`` and
-        ``_shared_outputs(x, kernels, chips)`` (every chip's kernel on one shared input,
-        chip-major outputs).
+        ``_shared_outputs(x, kernels, biases, chips)`` (every chip's weights on one shared
+        input, chip-major outputs).
         """
         in_chip_batch = masks_for(self)
         if in_chip_batch is not None:
@@ -118,8 +117,7 @@ class AConnectLayer(keras.layers.Layer):
             biases = bias * ops.cast(chip_masks.bias, bias.dtype)
         chips = chip_masks.chips
         if chips > 1 and x.shape[0] == examples:
-            y = self._shared_outputs(x, kernels, chips)
-            return y if biases is None else per_example.add_group_bias(y, biases, chips)
+            return self._shared_outputs(x, kernels, biases, chips)
         return self._grouped_outputs(x, kernels, biases, chips)
 
     def _training_mask_inputs(self):

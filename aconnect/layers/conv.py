@@ -129,11 +129,14 @@ class AConnectConvBase(AConnectLayer):
             y = y + ops.reshape(biases, (batch,) + (1,) * self.rank + (-1,))
         return y
 
-    def _shared_outputs(self, x, kernels, chips):
+    def _shared_outputs(self, x, kernels, biases, chips):
         # (chips, *k, C, F) -> (*k, C, chips * F): one wide convolution of the shared input.
         wide = ops.moveaxis(kernels, 0, self._example_axis)
         wide = ops.reshape(wide, tuple(wide.shape[:-2]) + (-1,))
-        return to_chip_major(self._convolve(x, wide), chips, x.shape[0])
+        y = self._convolve(x, wide)
+        if biases is not None:  # (chips, F) -> chips * F channels, matching the wide kernel
+            y = y + ops.reshape(biases, (-1,))
+        return to_chip_major(y, chips, x.shape[0])
 
     def _grouped_outputs(self, x, kernels, biases, groups):
         kernels = ops.moveaxis(kernels, 0, self._example_axis)

@@ -99,10 +99,12 @@ class AConnectDense(AConnectLayer):
     def _grouped_outputs(self, x, kernels, biases, groups):
         return per_example.grouped_dense(x, kernels, biases, groups)
 
-    def _shared_outputs(self, x, kernels, chips):
-        # One broadcast batched matmul: every chip's kernel on the same rows, chip-major out.
+    def _shared_outputs(self, x, kernels, biases, chips):
+        # One broadcast batched matmul: every chip's weights on the same rows, chip-major out.
         rows = ops.reshape(x, (1, -1, x.shape[-1]))
         y = ops.matmul(rows, kernels)  # (chips, n * positions, units)
+        if biases is not None:
+            y = y + ops.expand_dims(biases, 1)
         return ops.reshape(y, (-1,) + tuple(x.shape[1:-1]) + (self.units,))
 
     def compute_output_shape(self, input_shape):

@@ -42,7 +42,7 @@ class AConnectDepthwiseConv2D(AConnectConvBase):
         return ops.depthwise_conv(x, kernel, self.strides, self.padding, "channels_last",
                                   self.dilation_rate)
 
-    def _shared_outputs(self, x, kernels, chips):
+    def _shared_outputs(self, x, kernels, biases, chips):
         # (chips, kh, kw, C, m) -> (kh, kw, C, chips * m): outputs come out ordered (C, chip, m);
         # reorder them to (chip, C, m) so every chip's channels are contiguous.
         channels, multiplier = kernels.shape[-2], kernels.shape[-1]
@@ -52,7 +52,10 @@ class AConnectDepthwiseConv2D(AConnectConvBase):
         y = ops.reshape(y, spatial + (channels, chips, multiplier))
         rank = len(spatial)
         y = ops.transpose(y, tuple(range(rank)) + (rank + 1, rank, rank + 2))
-        return to_chip_major(ops.reshape(y, spatial + (-1,)), chips, x.shape[0])
+        y = ops.reshape(y, spatial + (-1,))  # channels ordered (chip, C, m)
+        if biases is not None:
+            y = y + ops.reshape(biases, (-1,))
+        return to_chip_major(y, chips, x.shape[0])
 
     def _convolve_per_example(self, x, kernels, groups=None):
         return per_example.per_example_depthwise(
