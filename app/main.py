@@ -1,0 +1,73 @@
+"""``create_app``: the FastAPI application, wired to storage, tokens and a job dispatcher.
+
+With no broker configured, jobs run in embedded local worker processes started with the app;
+with ``ACONNECT_BROKER_URL`` set they are sent to Celery workers by id.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from app.auth import TokenStore
+from app.metrics import Metrics
+from app.routes import api, health
+from app.settings import Settings
+from app.store import JobStore
+
+
+def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    store = JobStore(settings.jobs_dir)
+    metrics = Metrics(store)
+    workers = None
+
+    if settings.broker_url:
+        from workers.celery_app import broker_reachable, celery_app
+
+        def dispatch(job_id: str) -> None:
+            celery_app.send_task("aconnect.run_job", args=[job_id])
+
+        broker_ok = lambda: broker_reachable(settings.broker_url)  # noqa: E731
+    else:
+        from workers.embedded import EmbeddedWorkers
+
+        workers = EmbeddedWorkers(settings.jobs_dir, settings.embedded_workers)
+
+        def dispatch(job_id: str) -> None:  # the embedded workers poll the store
+            return None
+
+        broker_ok = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if workers is not None and start_workers:
+            workers.start()
+        try:
+            yield
+        finally:
+            if workers is not None and start_workers:
+                workers.close()
+
+    app = FastAPI(title="aconnect", version=_version(), lifespan=lifespan,
+                  description="Harden Keras models against analog-hardware mismatch.")
+    app.state.settings, app.state.store = settings, store
+    app.state.tokens = TokenStore(settings.tokens_file)
+    app.state.dispatch, app.state.broker_ok = dispatch, broker_ok
+    app.add_middleware(metrics.middleware())
+    app.include_router(api)
+    app.include_router(health)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("aconnect")

@@ -1,0 +1,54 @@
+"""Prometheus metrics: jobs by state and queue depth (read from the store at scrape time),
+request latencies per route."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from app.store import STATES, JobStore
+
+
+class _JobCollector:
+    def __init__(self, store: JobStore):
+        self.store = store
+
+    def collect(self):
+        counts = dict.fromkeys(STATES, 0)
+        for job in self.store.list():
+            counts[job["state"]] = counts.get(job["state"], 0) + 1
+        jobs = GaugeMetricFamily("aconnect_jobs", "jobs by state", labels=["state"])
+        for state, count in counts.items():
+            jobs.add_metric([state], count)
+        yield jobs
+        yield GaugeMetricFamily("aconnect_queue_depth", "jobs waiting for a worker",
+                                value=counts["queued"])
+
+
+class Metrics:
+    def __init__(self, store: JobStore):
+        self.registry = CollectorRegistry()
+        self.registry.register(_JobCollector(store))
+        self.latency = Histogram("aconnect_request_seconds", "HTTP request latency",
+                                 ["method", "route", "status"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def middleware(self):
+        metrics = self
+
+        class Timing(BaseHTTPMiddleware):
+            async def dispatch(self, request, call_next):
+                start = time.perf_counter()
+                response = await call_next(request)
+                route = request.scope.get("route")
+                metrics.latency.labels(request.method, getattr(route, "path", "unmatched"),
+                                       str(response.status_code)).observe(
+                    time.perf_counter() - start)
+                return response
+
+        return Timing

@@ -1,0 +1,30 @@
+"""Service configuration, from ``ACONNECT_*`` environment variables (defaults work locally)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACONNECT_")
+
+    data_dir: Path = Field(Path("aconnect-data"), description="jobs, uploads and tokens")
+    broker_url: str | None = Field(None, description="redis://... switches to Celery workers")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_model_bytes: int = Field(200 * 2**20, ge=1)
+    max_data_bytes: int = Field(1024 * 2**20, ge=1)
+    max_spec_bytes: int = Field(64 * 2**10, ge=1)
+    embedded_workers: int = Field(1, ge=1, le=64, description="local worker processes")
+    job_time_limit_s: int = Field(6 * 3600, ge=60, description="hard limit per job")
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.data_dir / "tokens.json"

@@ -1,0 +1,131 @@
+"""The job store: one folder per job under ``data_dir/jobs``, shared by the API and workers.
+
+``job.json`` holds the state and is replaced atomically under a per-job file lock, so readers
+never see a half-written state and concurrent updates do not lose each other. Inputs live in
+``inputs/``; a worker writes results to ``outputs.partial/`` and renames it to ``outputs/`` only
+when the job succeeded, so nothing incomplete is ever listed as an artifact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+STATES = ("queued", "running", "succeeded", "failed", "canceled")
+FINISHED = ("succeeded", "failed", "canceled")
+
+
+class JobNotFound(KeyError):
+    pass
+
+
+def _now() -> float:
+    return time.time()
+
+
+class JobStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- paths -----------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        if not job_id or not all(c in "0123456789abcdef" for c in job_id):
+            raise JobNotFound(job_id)  # ids are hex; anything else never names a folder
+        return self.root / job_id
+
+    def inputs(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "inputs"
+
+    def outputs(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "outputs"
+
+    # -- state -----------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, job_id: str) -> Iterator[None]:
+        path = self.job_dir(job_id)
+        if not path.is_dir():
+            raise JobNotFound(job_id)
+        with open(path / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write(self, job_id: str, job: dict[str, Any]) -> None:
+        folder = self.job_dir(job_id)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".job.")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(job, handle)
+        os.replace(tmp, folder / "job.json")
+
+    def create(self, owner: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """A new job folder, state ``queued``; the caller puts the inputs in ``inputs/``."""
+        job_id = uuid.uuid4().hex
+        folder = self.root / job_id
+        (folder / "inputs").mkdir(parents=True)
+        job = {"id": job_id, "owner": owner, "kind": kind, "state": "queued", "stage": None,
+               "step": 0, "total": 0, "created": _now(), "started": None, "finished": None,
+               "error": None, "attempts": 0, "spec": spec, "artifacts": []}
+        self._write(job_id, job)
+        return job
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.job_dir(job_id) / "job.json").read_text())
+        except FileNotFoundError:
+            raise JobNotFound(job_id) from None
+
+    def update(self, job_id: str, **changes: Any) -> dict[str, Any]:
+        with self._locked(job_id):
+            job = self.get(job_id)
+            job.update(changes)
+            self._write(job_id, job)
+            return job
+
+    def transition(self, job_id: str, allowed_from: tuple[str, ...], **changes: Any):
+        """Apply ``changes`` only if the job's state is in ``allowed_from``; return the job
+        and whether it changed."""
+        with self._locked(job_id):
+            job = self.get(job_id)
+            if job["state"] not in allowed_from:
+                return job, False
+            job.update(changes)
+            self._write(job_id, job)
+            return job, True
+
+    def list(self, owner: str | None = None) -> list[dict[str, Any]]:
+        jobs = []
+        for folder in self.root.iterdir():
+            try:
+                job = self.get(folder.name)
+            except (JobNotFound, json.JSONDecodeError):
+                continue
+            if owner is None or job["owner"] == owner:
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j["created"], reverse=True)
+
+    def next_queued(self) -> str | None:
+        queued = [j for j in self.list() if j["state"] == "queued"]
+        return min(queued, key=lambda j: j["created"])["id"] if queued else None
+
+    # -- cancel and delete -----------------------------------------------------------------
+    def request_cancel(self, job_id: str) -> dict[str, Any]:
+        (self.job_dir(job_id) / "cancel").touch()
+        job, _ = self.transition(job_id, ("queued",), state="canceled", finished=_now())
+        return job
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return (self.job_dir(job_id) / "cancel").exists()
+
+    def delete(self, job_id: str) -> None:
+        shutil.rmtree(self.job_dir(job_id))

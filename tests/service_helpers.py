@@ -1,0 +1,51 @@
+"""Small real inputs for service tests: a trained digits model and its data, on disk."""
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def make_job_files(folder: Path) -> tuple[Path, Path]:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    data = folder / "digits.npz"
+    np.savez(data, x_train=x[:400], y_train=y[:400], x_test=x[1500:1700], y_test=y[1500:1700])
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)),
+                              keras.layers.Dense(16, activation="relu", name="hidden"),
+                              keras.layers.Dense(10, name="logits")], name="digits")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:400], y[:400], epochs=3, verbose=0)
+    path = folder / "model.keras"
+    model.save(path)
+    return path, data
+
+
+QUICK_SPEC = {"kind": "harden", "training": {"epochs": 1, "batch_size": 64},
+              "validation": {"samples": 3, "sigmas": [0.0, 0.5]}}
+SLOW_SPEC = {"kind": "harden", "training": {"epochs": 1000, "batch_size": 8,
+                                            "early_stopping": None},
+             "validation": {"samples": 3, "sigmas": [0.5]}}
+
+
+def submit(client, token, model, data, spec=QUICK_SPEC):
+    with open(model, "rb") as m, open(data, "rb") as d:
+        return client.post("/v1/jobs", headers={"Authorization": f"Bearer {token}"},
+                           files={"model": ("model.keras", m), "data": ("data.npz", d)},
+                           data={"spec": json.dumps(spec)})
+
+
+def wait_for(client, token, job_id, states, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+        job = job.json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not reach {states} in {timeout}s: {job}")

@@ -1,0 +1,1 @@
+"""Workers: run jobs from the job store, embedded (one local process) or as Celery tasks."""
