@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     if settings.broker_url:
         from workers.celery_app import broker_reachable, celery_app
 
-        def dispatch(job_id: str) -> None:
+        celery_app.conf.broker_url = settings.broker_url
+
+        def dispatch(job_id: str) -> None:  # only the id travels; files stay in storage
             celery_app.send_task("aconnect.run_job", args=[job_id])
 
         broker_ok = lambda: broker_reachable(settings.broker_url)  # noqa: E731

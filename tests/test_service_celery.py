@@ -1,0 +1,78 @@
+"""The service with Celery: a real Redis broker and a real Celery worker process."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app.auth import TokenStore
+from app.main import create_app
+from app.settings import Settings
+from service_helpers import SLOW_SPEC, make_job_files, submit, wait_for
+
+BROKER = "redis://127.0.0.1:6379/15"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def celery_service(tmp_path_factory):
+    try:
+        redis.Redis.from_url(BROKER, socket_connect_timeout=1).flushdb()
+    except redis.ConnectionError:
+        pytest.fail("Redis must answer on 127.0.0.1:6379 (.ci/run starts one)")
+    root = tmp_path_factory.mktemp("celery")
+    model, data = make_job_files(root)
+    settings = Settings(data_dir=root / "data", broker_url=BROKER)
+    token = TokenStore(settings.tokens_file).create("alice")
+    env = {**os.environ, "ACONNECT_BROKER_URL": BROKER, "ACONNECT_DATA_DIR": str(settings.data_dir)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
+         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield client, token, model, data
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def test_a_celery_worker_runs_submitted_jobs(celery_service, tmp_path):
+    client, token, model, data = celery_service
+    job = submit(client, token, model, data)
+    assert job.status_code == 202, job.text
+    done = wait_for(client, token, job.json()["id"], ("succeeded", "failed"), timeout=240)
+    assert done["state"] == "succeeded", done["error"]
+    headers = {"Authorization": f"Bearer {token}"}
+    report = client.get(f"/v1/jobs/{done['id']}/report", headers=headers).json()
+    assert report["kind"] == "harden"
+    import keras
+
+    import aconnect
+
+    blob = client.get(f"/v1/jobs/{done['id']}/artifacts/hardened.keras", headers=headers)
+    (tmp_path / "h.keras").write_bytes(blob.content)
+    assert list(aconnect.aconnect_layers(keras.models.load_model(tmp_path / "h.keras")))
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_cancel_reaches_a_celery_worker_and_frees_it(celery_service):
+    client, token, model, data = celery_service
+    slow = submit(client, token, model, data, SLOW_SPEC).json()
+    wait_for(client, token, slow["id"], ("running",), timeout=120)
+    client.post(f"/v1/jobs/{slow['id']}/cancel", headers={"Authorization": f"Bearer {token}"})
+    assert wait_for(client, token, slow["id"], ("canceled", "failed", "succeeded"),
+                    timeout=60)["state"] == "canceled"
+    started = time.monotonic()
+    quick = submit(client, token, model, data).json()
+    assert wait_for(client, token, quick["id"], ("succeeded", "failed"))["state"] == "succeeded"
+    assert time.monotonic() - started < 120
