@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Iterator
 
@@ -86,7 +87,104 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--distribution", choices=["normal", "lognormal"], default="normal")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", type=Path, help="write report files here")
+    for sub, handler in ((demo, _run_demo), (harden, _run_job), (evaluate, _run_job)):
+        sub.set_defaults(handler=handler)
+    _add_client_commands(commands)
+    # Commands that other installed packages contribute (the service adds `serve`).
+    for entry in entry_points(group="aconnect.commands"):
+        entry.load()(commands)
     return parser
+
+
+def _add_client_commands(commands) -> None:
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--server", help="service URL (default: ACONNECT_URL or the local "
+                                         "server started by `aconnect serve`)")
+    server.add_argument("--token", help="API token (default: ACONNECT_TOKEN or the local one)")
+    submit = commands.add_parser("submit", parents=[server], help="submit a job to a service")
+    submit.add_argument("model", type=Path, help="Keras model (.keras)")
+    submit.add_argument("--data", type=Path, required=True, help=".npz data set")
+    submit.add_argument("--spec", type=Path, required=True, help="job spec JSON")
+    submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    submit.add_argument("--out", type=Path, help="with --wait: download the results here")
+    jobs = commands.add_parser("jobs", parents=[server], help="list your jobs")
+    jobs.add_argument("--state", choices=["queued", "running", "succeeded", "failed",
+                                          "canceled"])
+    status = commands.add_parser("status", parents=[server], help="show one job")
+    cancel = commands.add_parser("cancel", parents=[server], help="cancel a job")
+    download = commands.add_parser("download", parents=[server], help="download a job's files")
+    download.add_argument("--out", type=Path, required=True, help="folder for the files")
+    for sub in (status, cancel, download):
+        sub.add_argument("job_id", help="job id")
+    for sub, handler in ((submit, _submit), (jobs, _jobs), (status, _status), (cancel, _cancel),
+                         (download, _download)):
+        sub.set_defaults(handler=handler)
+
+
+def _client(args):
+    from aconnect.client import Client
+
+    return Client(args.server, args.token)
+
+
+def _job_line(job: dict) -> str:
+    p = job["progress"]
+    stage = f" {p['stage']} {p['step']}/{p['total']}" if job["state"] == "running" else ""
+    eta = f", ~{p['eta_seconds']:.0f}s left" if p.get("eta_seconds") else ""
+    error = f": {job['error']}" if job.get("error") else ""
+    return f"{job['id']}  {job['kind']:<8} {job['state']}{stage}{eta}{error}"
+
+
+def _follow(client, job_id: str, console) -> dict:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                  console=console) as bar:
+        task = bar.add_task("queued", total=1.0)
+
+        def show(job: dict) -> None:
+            p = job["progress"]
+            bar.update(task, completed=p["fraction"],
+                       description=f"{job['state']} {p['stage'] or ''}".strip())
+
+        return client.wait(job_id, progress=show)
+
+
+def _submit(args, console) -> int:
+    client = _client(args)
+    job = client.submit(args.model, args.data, args.spec)
+    console.print(f"submitted job {job['id']} ({job['kind']})")
+    if not args.wait:
+        return 0
+    job = _follow(client, job["id"], console)
+    console.print(_job_line(job))
+    if job["state"] == "succeeded" and args.out:
+        for path in client.download(job["id"], args.out):
+            console.print(f"saved {path}")
+    return 0 if job["state"] == "succeeded" else 1
+
+
+def _jobs(args, console) -> int:
+    for job in _client(args).jobs(state=args.state)["jobs"]:
+        console.print(_job_line(job), highlight=False)
+    return 0
+
+
+def _status(args, console) -> int:
+    console.print(_job_line(_client(args).status(args.job_id)), highlight=False)
+    return 0
+
+
+def _cancel(args, console) -> int:
+    console.print(_job_line(_client(args).cancel(args.job_id)), highlight=False)
+    return 0
+
+
+def _download(args, console) -> int:
+    for path in _client(args).download(args.job_id, args.out):
+        console.print(f"saved {path}")
+    return 0
 
 
 @contextmanager
@@ -198,15 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rich.console import Console
 
+    from aconnect.client import ServiceError
     from aconnect.data import DataError
     from aconnect.pipeline import ModelError
     from aconnect.spec import SpecError
 
-    console = Console()
-    runners = {"demo": _run_demo, "harden": _run_job, "evaluate": _run_job}
     try:
-        return runners[args.command](args, console)
-    except (SpecError, DataError, ModelError) as err:
+        return args.handler(args, Console())
+    except (SpecError, DataError, ModelError, ServiceError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,67 @@
+"""``aconnect serve``: the API with embedded workers (or Celery with a broker URL) on one machine.
+
+On first start it creates an API token, prints it, and writes URL and token to
+``~/.aconnect/server.json`` (mode 0600) where the client and the command line find them —
+like a notebook server's token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def register(commands) -> None:
+    """Add ``serve`` to the ``aconnect`` command line (an ``aconnect.commands`` entry point)."""
+    serve = commands.add_parser("serve", help="run the HTTP service on this machine",
+                                description=__doc__.splitlines()[0])
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--data-dir", type=Path, help="jobs and tokens (default ./aconnect-data)")
+    serve.set_defaults(handler=run)
+
+
+def local_token(settings, url: str) -> str:
+    """The local owner's token: reuse the saved one if it is still valid, else make one."""
+    from aconnect.client import local_server_file
+    from app.auth import TokenStore
+
+    tokens = TokenStore(settings.tokens_file)
+    saved = local_server_file()
+    if saved.is_file():
+        token = json.loads(saved.read_text()).get("token")
+        if token and tokens.owner(token):
+            _save(saved, url, token)
+            return token
+    token = tokens.create("local")
+    _save(saved, url, token)
+    return token
+
+
+def _save(path: Path, url: str, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"url": url, "token": token}))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def run(args: argparse.Namespace, console) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port,
+                                   "data_dir": args.data_dir}.items() if v is not None}
+    settings = Settings(**overrides)
+    url = f"http://{settings.host}:{settings.port}"
+    token = local_token(settings, url)
+    mode = f"Celery via {settings.broker_url}" if settings.broker_url else (
+        f"{settings.embedded_workers} embedded worker(s)")
+    console.print(f"aconnect service on {url} ({mode}); data in {settings.data_dir}")
+    console.print(f"API token: {token}  (saved for the CLI in ~/.aconnect/server.json)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
