@@ -21,6 +21,21 @@ def register(commands) -> None:
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--data-dir", type=Path, help="jobs and tokens (default ./aconnect-data)")
     serve.set_defaults(handler=run)
+    token = commands.add_parser("token", help="create an API token for an owner (admin)",
+                                description="Create a bearer token for OWNER in the service's "
+                                            "data folder and print it (it is stored hashed).")
+    token.add_argument("owner", help="who the token belongs to; jobs are visible per owner")
+    token.add_argument("--data-dir", type=Path, help="service data folder")
+    token.set_defaults(handler=create_token)
+
+
+def create_token(args: argparse.Namespace, console) -> int:
+    from app.auth import TokenStore
+    from app.settings import Settings
+
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    print(TokenStore(settings.tokens_file).create(args.owner))
+    return 0
 
 
 def local_token(settings, url: str) -> str:
