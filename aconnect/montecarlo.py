@@ -162,8 +162,9 @@ def _shared_input_works(model, layers, xs, mismatch) -> bool:
 
 
 def monte_carlo(model: keras.Model, x, y, mismatch: Mismatch | Mapping | float, *,
-                samples: int = 1000, seed: int = 0, top_k: Sequence[int] = (1,),
-                task: str = "auto", memory_budget_mb: float = 1024,
+                samples: int = 1000, seed: int = 0, first_chip: int = 0,
+                top_k: Sequence[int] = (1,), task: str = "auto",
+                memory_budget_mb: float = 1024,
                 progress: Callable[[int, int], None] | None = None) -> MonteCarloResult:
     """Evaluate ``model`` on ``samples`` simulated chips at ``mismatch``.
 
@@ -171,6 +172,8 @@ def monte_carlo(model: keras.Model, x, y, mismatch: Mismatch | Mapping | float, 
     analog layers trained without mismatch. Metrics per chip: top-1 (and ``top_k``) accuracy and
     cross-entropy loss for classification (outputs may be logits or probabilities), MSE and MAE
     for regression. ``memory_budget_mb`` bounds the chips and examples held per pass.
+    ``first_chip`` numbers the chips from there, so a run split into chunks (on several
+    workers, say) concatenates to exactly the single run.
     """
     mismatch = Mismatch.coerce(mismatch)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -198,8 +201,9 @@ def monte_carlo(model: keras.Model, x, y, mismatch: Mismatch | Mapping | float, 
     xs = [ops.convert_to_tensor(a) for a in xs]
     shared = _shared_input_works(model, layers, xs, mismatch)
     accumulators = []
-    for first in range(0, samples, chips_per_pass):
-        chips = list(range(first, min(samples, first + chips_per_pass)))
+    last = first_chip + samples
+    for first in range(first_chip, last, chips_per_pass):
+        chips = list(range(first, min(last, first + chips_per_pass)))
         masks = _chip_masks(layers, chips, seed, mismatch)
         acc = _Accumulator(task, top_k)
         for start in range(0, n, batch):
@@ -207,7 +211,7 @@ def monte_carlo(model: keras.Model, x, y, mismatch: Mismatch | Mapping | float, 
             acc.add(_forward(model, masks, part, len(chips), shared), y[start:start + batch])
         accumulators.append(acc.result())
         if progress:
-            progress(chips[-1] + 1, samples)
+            progress(chips[-1] + 1 - first_chip, samples)
     per_chip = {k: np.concatenate([a[k] for a in accumulators]) for k in accumulators[0]}
     return MonteCarloResult(mismatch=mismatch, seed=seed, task=task, per_chip=per_chip)
 

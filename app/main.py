@@ -25,12 +25,14 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     workers = None
 
     if settings.broker_url:
-        from workers.celery_app import broker_reachable, celery_app
+        from celery import Celery
 
-        celery_app.conf.broker_url = settings.broker_url
+        from workers.celery_app import broker_reachable
+
+        sender = Celery("aconnect-api", broker=settings.broker_url)  # sends; runs nothing
 
         def dispatch(job_id: str) -> None:  # only the id travels; files stay in storage
-            celery_app.send_task("aconnect.run_job", args=[job_id])
+            sender.send_task("aconnect.run_job", args=[job_id])
 
         broker_ok = lambda: broker_reachable(settings.broker_url)  # noqa: E731
     else:

@@ -151,3 +151,14 @@ def test_sigma_sweep_runs_every_model_at_every_sigma(rng):
     assert sweep["a"][0.5].mismatch.sigma == 0.5
     np.testing.assert_array_equal(sweep["a"][0.5].per_chip["loss"], sweep["b"][0.5].per_chip["loss"])
     assert sweep["a"][0.5].to_dict()["statistics"]["accuracy"]["median"] >= 0
+
+
+def test_chunks_starting_at_first_chip_concatenate_to_the_whole_run(rng):
+    model = _cnn()
+    x, y = _data(rng, (8, 8, 2))
+    whole = monte_carlo(model, x, y, 0.5, samples=7, seed=9)
+    parts = [monte_carlo(model, x, y, 0.5, samples=n, seed=9, first_chip=start)
+             for start, n in ((0, 3), (3, 2), (5, 2))]
+    for name in whole.per_chip:
+        np.testing.assert_allclose(np.concatenate([p.per_chip[name] for p in parts]),
+                                   whole.per_chip[name], rtol=1e-6)

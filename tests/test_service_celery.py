@@ -1,5 +1,6 @@
 """The service with Celery: a real Redis broker and a real Celery worker process."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -76,3 +78,53 @@ def test_cancel_reaches_a_celery_worker_and_frees_it(celery_service):
     quick = submit(client, token, model, data).json()
     assert wait_for(client, token, quick["id"], ("succeeded", "failed"))["state"] == "succeeded"
     assert time.monotonic() - started < 120
+
+
+def test_monte_carlo_fanned_out_over_two_workers_equals_one_process(tmp_path):
+    """Chips split into chunks on two worker processes give the single-process statistics."""
+    from celery import Celery
+
+    from aconnect.pipeline import run_job
+
+    broker = BROKER.replace("/15", "/14")  # apart from the module's single worker
+    redis.Redis.from_url(broker).flushdb()
+    model, data = make_job_files(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data", broker_url=broker)
+    token = TokenStore(settings.tokens_file).create("carol")
+    env = {**os.environ, "ACONNECT_BROKER_URL": broker,
+           "ACONNECT_DATA_DIR": str(settings.data_dir), "ACONNECT_MC_CHUNK_CHIPS": "2"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
+         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+         "-n", f"fan{i}@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for i in range(2)]
+    spec = {"kind": "evaluate", "validation": {"samples": 6, "sigmas": [0.3, 0.6], "seed": 4}}
+    try:
+        control = Celery(broker=broker).control
+        deadline = time.monotonic() + 60
+        while len(control.ping(timeout=1)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        with TestClient(create_app(settings)) as client:
+            job = submit(client, token, model, data, spec).json()
+            done = wait_for(client, token, job["id"], ("succeeded", "failed"), timeout=240)
+            assert done["state"] == "succeeded", done["error"]
+            fanned = client.get(f"/v1/jobs/{job['id']}/report",
+                                headers={"Authorization": f"Bearer {token}"}).json()
+        stored = json.loads((settings.jobs_dir / job["id"] / "job.json").read_text())
+        assert len(stored["workers"]) == 2  # both worker processes evaluated chunks
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    single = json.loads(run_job(model, data, spec, tmp_path / "single")["report.json"]
+                        .read_text())
+    for sigma in ("0.3", "0.6"):
+        ours = fanned["validation"]["models"]["baseline"][sigma]
+        theirs = single["validation"]["models"]["baseline"][sigma]
+        for metric, values in theirs["per_chip"].items():
+            np.testing.assert_allclose(ours["per_chip"][metric], values, rtol=1e-6)
+        assert ours["statistics"]["accuracy"] == pytest.approx(theirs["statistics"]["accuracy"])

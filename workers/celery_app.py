@@ -7,12 +7,13 @@ broker's visibility timeout outlasts the longest allowed job, and worker childre
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, chord
 
 from app.settings import Settings
 
 settings = Settings()
-celery_app = Celery("aconnect", broker=settings.broker_url or "redis://127.0.0.1:6379/0")
+_url = settings.broker_url or "redis://127.0.0.1:6379/0"
+celery_app = Celery("aconnect", broker=_url, backend=_url)  # the backend joins chunk results
 celery_app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -23,16 +24,42 @@ celery_app.conf.update(
     worker_max_tasks_per_child=20,
     worker_max_memory_per_child=6_000_000,  # KiB
     broker_connection_retry_on_startup=True,
-    task_ignore_result=True,
+    result_expires=3600,
 )
 
 
-@celery_app.task(name="aconnect.run_job")
-def run_job(job_id: str) -> str:
+def _store():
     from app.store import JobStore
-    from workers.tasks import execute  # TensorFlow is imported inside the worker child
 
-    return execute(JobStore(Settings().jobs_dir), job_id)
+    return JobStore(Settings().jobs_dir)
+
+
+@celery_app.task(name="aconnect.run_job", ignore_result=True)
+def run_job(job_id: str) -> None:
+    """Run a job; with ``mc_chunk_chips`` set, its Monte Carlo fans out as a chord of chunks."""
+    from workers import tasks  # TensorFlow is imported inside the worker child
+
+    chunk = Settings().mc_chunk_chips
+    if not chunk:
+        tasks.execute(_store(), job_id)
+        return
+    chunks = tasks.begin(_store(), job_id, chunk)
+    if chunks:
+        chord(run_chunk.si(job_id, *c) for c in chunks)(complete.si(job_id))
+
+
+@celery_app.task(name="aconnect.run_chunk")
+def run_chunk(job_id: str, role: str, sigma: float, first: int, chips: int) -> None:
+    from workers import tasks
+
+    tasks.run_chunk(_store(), job_id, role, sigma, first, chips)
+
+
+@celery_app.task(name="aconnect.complete", ignore_result=True)
+def complete(job_id: str) -> None:
+    from workers import tasks
+
+    tasks.complete(_store(), job_id)
 
 
 def broker_reachable(url: str) -> bool:

@@ -6,9 +6,14 @@ its states and translates exceptions into reasons a user can act on.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import socket
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 from app.store import JobStore
 
@@ -32,6 +37,18 @@ class _ProgressWriter:
             self.store.update(self.job_id, stage=report.stage, step=report.step,
                               total=report.total, stage_started=self.stage_started)
             self.last = now
+
+
+def _fail_reason(err: Exception) -> str:
+    from aconnect.data import DataError
+    from aconnect.pipeline import ModelError
+    from aconnect.spec import SpecError
+
+    if isinstance(err, (SpecError, DataError, ModelError)):
+        return str(err)
+    log.error("job failed", exc_info=err)
+    return (f"internal error while running the job ({type(err).__name__}: {err}); the service "
+            "log has the details")
 
 
 def execute(store: JobStore, job_id: str) -> str:
@@ -68,3 +85,106 @@ def execute(store: JobStore, job_id: str) -> str:
         shutil.rmtree(partial, ignore_errors=True)
     store.update(job_id, finished=time.time(), **outcome)
     return outcome["state"]
+
+
+# -- fanned out over Celery: prepare, many Monte Carlo chunks, finish --------------------------
+
+def _work(store: JobStore, job_id: str) -> Path:
+    return store.job_dir(job_id) / "work"
+
+
+def begin(store: JobStore, job_id: str, chunk: int) -> list[tuple] | None:
+    """Claim the job, load and harden it; return the Monte Carlo chunks, or ``None`` when the
+    job already ended (canceled, failed, taken by another worker)."""
+    from aconnect.harden import Cancelled
+    from aconnect.pipeline import chip_chunks, prepare
+    from aconnect.spec import parse_spec
+
+    job, claimed = store.transition(job_id, ("queued",), state="running", started=time.time())
+    if not claimed:
+        return None
+    store.update(job_id, attempts=job["attempts"] + 1)
+    spec, work, inputs = parse_spec(job["spec"]), _work(store, job_id), store.inputs(job_id)
+    try:
+        prepared, _, _ = prepare(inputs / "model.keras", inputs / "data.npz", spec, work,
+                                 progress=_ProgressWriter(store, job_id),
+                                 should_cancel=lambda: store.cancel_requested(job_id))
+    except Cancelled:
+        store.update(job_id, state="canceled", finished=time.time())
+        return None
+    except Exception as err:
+        store.update(job_id, state="failed", error=_fail_reason(err), finished=time.time())
+        return None
+    (work / "chips").mkdir(parents=True, exist_ok=True)
+    (work / "prepared.json").write_text(json.dumps(asdict(prepared)))
+    chunks = chip_chunks(spec, prepared.models, chunk)
+    store.update(job_id, stage="Monte Carlo", step=0,
+                 total=len(spec.validation.sigmas) * spec.validation.samples * len(
+                     prepared.models), stage_started=time.time())
+    return chunks
+
+
+def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
+              chips: int) -> None:
+    """Evaluate one chunk of chips; its per-chip metrics go to a file in the job's work folder."""
+    import keras
+
+    from aconnect.data import load_npz
+    from aconnect.pipeline import Prepared, evaluate_chips
+    from aconnect.spec import parse_spec
+
+    job = store.get(job_id)
+    if job["state"] != "running" or store.cancel_requested(job_id):
+        return
+    work = _work(store, job_id)
+    prepared = Prepared(**json.loads((work / "prepared.json").read_text()))
+    try:
+        spec = parse_spec(job["spec"])
+        model = keras.models.load_model(prepared.models[role], compile=False, safe_mode=True)
+        data = load_npz(store.inputs(job_id) / "data.npz", need_train=False)
+        metrics = evaluate_chips(model, data, spec, prepared.classes, sigma, first, chips)
+    except Exception as err:
+        store.transition(job_id, ("running",), state="failed", error=_fail_reason(err),
+                         finished=time.time())
+        raise
+    target = work / "chips" / f"{role}-{sigma!r}-{first}.json"
+    target.write_text(json.dumps({"role": role, "sigma": sigma, "first": first,
+                                  "worker": socket.gethostname() + f"/{os.getpid()}",
+                                  "metrics": metrics}))
+    with store._locked(job_id):  # progress from many chunk tasks: add, do not overwrite
+        current = store.get(job_id)
+        current["step"] += chips
+        store._write(job_id, current)
+
+
+def complete(store: JobStore, job_id: str) -> str:
+    """Merge the chunks in chip order, write report and models, and end the job."""
+    from aconnect.pipeline import Prepared, finish
+    from aconnect.spec import parse_spec
+
+    job = store.get(job_id)
+    if job["state"] != "running":
+        return job["state"]
+    if store.cancel_requested(job_id):
+        store.update(job_id, state="canceled", finished=time.time())
+        return "canceled"
+    work, partial = _work(store, job_id), store.job_dir(job_id) / "outputs.partial"
+    prepared = Prepared(**json.loads((work / "prepared.json").read_text()))
+    per_chip: dict = {}
+    pieces = [json.loads(p.read_text()) for p in (work / "chips").glob("*.json")]
+    for piece in sorted(pieces, key=lambda p: (p["role"], p["sigma"], p["first"])):
+        merged = per_chip.setdefault(piece["role"], {}).setdefault(piece["sigma"], {})
+        for name, values in piece["metrics"].items():
+            merged.setdefault(name, []).extend(values)
+    try:
+        finish(prepared, parse_spec(job["spec"]), per_chip, partial)
+        partial.rename(store.outputs(job_id))
+    except Exception as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        store.update(job_id, state="failed", error=_fail_reason(err), finished=time.time())
+        return "failed"
+    artifacts = sorted(p.name for p in store.outputs(job_id).iterdir()
+                       if not p.name.startswith("."))
+    store.update(job_id, state="succeeded", artifacts=artifacts, finished=time.time(),
+                 workers=sorted({p["worker"] for p in pieces}))
+    return "succeeded"
