@@ -1,12 +1,12 @@
-"""Prometheus metrics: jobs by state and queue depth (read from the store at scrape time),
-request latencies per route."""
+"""Prometheus metrics: jobs by state, queue depth and stage durations (read from the store at
+scrape time), request latencies per route."""
 
 from __future__ import annotations
 
 import time
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from app.store import STATES, JobStore
@@ -18,14 +18,22 @@ class _JobCollector:
 
     def collect(self):
         counts = dict.fromkeys(STATES, 0)
+        stages: dict[str, list[float]] = {}
         for job in self.store.list():
             counts[job["state"]] = counts.get(job["state"], 0) + 1
+            for stage, seconds in (job.get("stage_seconds") or {}).items():
+                stages.setdefault(stage, []).append(seconds)
         jobs = GaugeMetricFamily("aconnect_jobs", "jobs by state", labels=["state"])
         for state, count in counts.items():
             jobs.add_metric([state], count)
         yield jobs
         yield GaugeMetricFamily("aconnect_queue_depth", "jobs waiting for a worker",
                                 value=counts["queued"])
+        durations = SummaryMetricFamily("aconnect_stage_duration_seconds",
+                                        "time spent per pipeline stage", labels=["stage"])
+        for stage, values in sorted(stages.items()):
+            durations.add_metric([stage], count_value=len(values), sum_value=sum(values))
+        yield durations
 
 
 class Metrics:

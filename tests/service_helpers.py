@@ -8,19 +8,21 @@ import keras
 import numpy as np
 
 
-def make_job_files(folder: Path) -> tuple[Path, Path]:
+def make_job_files(folder: Path, train: int = 400, test: slice = slice(1500, 1700),
+                   hidden: int = 16, epochs: int = 3) -> tuple[Path, Path]:
+    """A digits MLP trained briefly, saved as ``model.keras``, and its ``digits.npz``."""
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
     data = folder / "digits.npz"
-    np.savez(data, x_train=x[:400], y_train=y[:400], x_test=x[1500:1700], y_test=y[1500:1700])
+    np.savez(data, x_train=x[:train], y_train=y[:train], x_test=x[test], y_test=y[test])
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64,)),
-                              keras.layers.Dense(16, activation="relu", name="hidden"),
+                              keras.layers.Dense(hidden, activation="relu", name="hidden"),
                               keras.layers.Dense(10, name="logits")], name="digits")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:400], y[:400], epochs=3, verbose=0)
+    model.fit(x[:train], y[:train], epochs=epochs, verbose=0)
     path = folder / "model.keras"
     model.save(path)
     return path, data

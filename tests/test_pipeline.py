@@ -9,24 +9,13 @@ import pytest
 import aconnect
 from aconnect.cli import main
 from aconnect.pipeline import ModelError, load_model, run_job
+from service_helpers import make_job_files
 
 
 @pytest.fixture(scope="module")
 def job_files(tmp_path_factory):
-    from sklearn.datasets import load_digits
-
     folder = tmp_path_factory.mktemp("job")
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype("float32")
-    np.savez(folder / "digits.npz", x_train=x[:600], y_train=y[:600], x_test=x[1500:],
-             y_test=y[1500:])
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((64,)),
-                              keras.layers.Dense(32, activation="relu", name="hidden"),
-                              keras.layers.Dense(10, name="logits")], name="digits")
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:600], y[:600], epochs=10, verbose=0)
-    model.save(folder / "model.keras")
+    make_job_files(folder, train=600, test=slice(1500, None), hidden=32, epochs=10)
     return folder
 
 

@@ -119,6 +119,7 @@ def test_health_readiness_metrics_and_openapi(service):
     metrics = client.get("/metrics").text
     assert 'aconnect_jobs{state="succeeded"}' in metrics and "aconnect_queue_depth" in metrics
     assert "aconnect_request_seconds_bucket" in metrics
+    assert 'aconnect_stage_duration_seconds_count{stage="harden"}' in metrics
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel",
             "/v1/jobs/{job_id}/report", "/v1/jobs/{job_id}/artifacts/{name}"} <= set(paths)

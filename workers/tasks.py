@@ -27,16 +27,27 @@ class _ProgressWriter:
     def __init__(self, store: JobStore, job_id: str):
         self.store, self.job_id = store, job_id
         self.stage, self.stage_started, self.last = None, 0.0, 0.0
+        self.durations: dict[str, float] = {}  # seconds per finished stage, for /metrics
+
+    def _close_stage(self) -> None:
+        if self.stage is not None:
+            self.durations[self.stage] = time.time() - self.stage_started
 
     def __call__(self, report) -> None:
         now = time.monotonic()
         new_stage = report.stage != self.stage
         if new_stage:
+            self._close_stage()
             self.stage, self.stage_started = report.stage, time.time()
         if new_stage or now - self.last >= PROGRESS_INTERVAL_S or report.step == report.total:
             self.store.update(self.job_id, stage=report.stage, step=report.step,
-                              total=report.total, stage_started=self.stage_started)
+                              total=report.total, stage_started=self.stage_started,
+                              stage_seconds=self.durations)
             self.last = now
+
+    def finish(self) -> dict[str, float]:
+        self._close_stage()
+        return self.durations
 
 
 def _fail_reason(err: Exception) -> str:
@@ -65,9 +76,10 @@ def execute(store: JobStore, job_id: str) -> str:
     inputs, partial = store.inputs(job_id), store.job_dir(job_id) / "outputs.partial"
     shutil.rmtree(partial, ignore_errors=True)
     outcome: dict = {}
+    writer = _ProgressWriter(store, job_id)
     try:
         run_job(inputs / "model.keras", inputs / "data.npz", job["spec"], partial,
-                progress=_ProgressWriter(store, job_id),
+                progress=writer,
                 should_cancel=lambda: store.cancel_requested(job_id))
         partial.rename(store.outputs(job_id))
         outcome = {"state": "succeeded", "artifacts": sorted(
@@ -83,7 +95,7 @@ def execute(store: JobStore, job_id: str) -> str:
                             f"{err}); the service log has the details"}
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    store.update(job_id, finished=time.time(), **outcome)
+    store.update(job_id, finished=time.time(), stage_seconds=writer.finish(), **outcome)
     return outcome["state"]
 
 
@@ -105,9 +117,10 @@ def begin(store: JobStore, job_id: str, chunk: int) -> list[tuple] | None:
         return None
     store.update(job_id, attempts=job["attempts"] + 1)
     spec, work, inputs = parse_spec(job["spec"]), _work(store, job_id), store.inputs(job_id)
+    writer = _ProgressWriter(store, job_id)
     try:
         prepared, _, _ = prepare(inputs / "model.keras", inputs / "data.npz", spec, work,
-                                 progress=_ProgressWriter(store, job_id),
+                                 progress=writer,
                                  should_cancel=lambda: store.cancel_requested(job_id))
     except Cancelled:
         store.update(job_id, state="canceled", finished=time.time())
@@ -120,7 +133,7 @@ def begin(store: JobStore, job_id: str, chunk: int) -> list[tuple] | None:
     chunks = chip_chunks(spec, prepared.models, chunk)
     store.update(job_id, stage="Monte Carlo", step=0,
                  total=len(spec.validation.sigmas) * spec.validation.samples * len(
-                     prepared.models), stage_started=time.time())
+                     prepared.models), stage_started=time.time(), stage_seconds=writer.finish())
     return chunks
 
 
@@ -185,6 +198,7 @@ def complete(store: JobStore, job_id: str) -> str:
         return "failed"
     artifacts = sorted(p.name for p in store.outputs(job_id).iterdir()
                        if not p.name.startswith("."))
+    stages = {**job.get("stage_seconds", {}), "Monte Carlo": time.time() - job["stage_started"]}
     store.update(job_id, state="succeeded", artifacts=artifacts, finished=time.time(),
-                 workers=sorted({p["worker"] for p in pieces}))
+                 workers=sorted({p["worker"] for p in pieces}), stage_seconds=stages)
     return "succeeded"
