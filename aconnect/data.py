@@ -4,7 +4,7 @@ A data file holds ``x_train``, ``y_train``, ``x_test`` and ``y_test`` (``x_val``
 optional): inputs with the example axis first, labels as class indices (classification) or
 as targets shaped like the model's output (regression). Object arrays are refused (loading
 them would unpickle), as are NaN/inf, mismatched lengths, shapes the model cannot take and
-labels outside the model's classes.
+labels outside the model's classes; every member's header is checked before it is read.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from aconnect.intake import UnsafeFile, inspect_npz
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("x_val", "y_val")
@@ -38,8 +40,13 @@ class Dataset:
         return None if self.x_val is None else (self.x_val, self.y_val)
 
 
-def load_npz(path: str | Path, *, need_train: bool = True) -> Dataset:
-    """Read and check a data file (``need_train=False``: only the test arrays are required)."""
+def load_npz(path: str | Path, *, need_train: bool = True, max_bytes: int = 4 * 2**30
+             ) -> Dataset:
+    """Read and check a data file (``need_train=False``: only the test arrays are required).
+
+    Every member's header is checked (``aconnect.intake.inspect_npz``) before any array is
+    read, so a file cannot make us allocate more than ``max_bytes`` or unpickle anything.
+    """
     path = Path(path)
     required = REQUIRED if need_train else ("x_test", "y_test")
     if not path.is_file():
@@ -47,6 +54,10 @@ def load_npz(path: str | Path, *, need_train: bool = True) -> Dataset:
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path} is not a readable .npz file (not a zip archive); write it "
                         "with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+    try:
+        inspect_npz(path, max_bytes, set(REQUIRED + OPTIONAL))
+    except UnsafeFile as err:
+        raise DataError(f"{path}: {err}") from None
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as err:
@@ -60,16 +71,10 @@ def load_npz(path: str | Path, *, need_train: bool = True) -> Dataset:
         for name in REQUIRED + OPTIONAL:
             if name not in archive.files:
                 continue
-            try:
-                arrays[name] = archive[name]
-            except ValueError:  # object arrays need pickle, which is never allowed
-                raise DataError(f"{path}: array {name!r} holds Python objects; save plain "
-                                "numeric arrays (e.g. np.asarray(x, dtype='float32'))") from None
+            arrays[name] = archive[name]
     if ("x_val" in arrays) != ("y_val" in arrays):
         raise DataError(f"{path}: x_val and y_val come together; found only one of them")
     for name, array in arrays.items():
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise DataError(f"{path}: array {name!r} has dtype {array.dtype}; use numbers")
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise DataError(f"{path}: array {name!r} contains NaN or inf values")
         if array.ndim == 0:

@@ -17,6 +17,7 @@ import numpy as np
 from aconnect.data import Dataset, check_fits, load_npz
 from aconnect.export import to_plain_keras
 from aconnect.harden import Cancelled, Progress, harden
+from aconnect.intake import UnsafeFile, inspect_model_file
 from aconnect.mismatch import Mismatch
 from aconnect.montecarlo import MonteCarloResult, monte_carlo
 from aconnect.report import build_report, write_report
@@ -28,13 +29,18 @@ class ModelError(ValueError):
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a ``.keras`` model without compiling it and with Keras' safe mode on."""
+    """Load a ``.keras`` model: inspected first (``aconnect.intake``), then loaded without
+    compiling and with Keras' safe mode on."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelError(f"{path}: only the .keras format is accepted (got {path.suffix or 'no '}"
                          " suffix); re-save the model with model.save('model.keras')")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
+    try:
+        inspect_model_file(path)  # refuse unsafe content before Keras deserialises anything
+    except UnsafeFile as err:
+        raise ModelError(f"{path}: {err}") from None
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for unreadable or unsafe files

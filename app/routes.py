@@ -85,6 +85,8 @@ async def submit(request: Request, who: Owner, jobs: Store,
                  data: Annotated[UploadFile, File(description=".npz data set")],
                  spec: Annotated[str, Form(description="job spec, JSON")]):
     """Upload a model, a data set and a spec; the job is queued and runs in a worker."""
+    from aconnect.data import OPTIONAL, REQUIRED
+    from aconnect.intake import MAX_RATIO, UnsafeFile, inspect_model_file, inspect_npz
     from aconnect.spec import SpecError, parse_spec
 
     settings = request.app.state.settings
@@ -101,6 +103,12 @@ async def submit(request: Request, who: Owner, jobs: Store,
         inputs = jobs.inputs(job["id"])
         await _save(model, inputs / "model.keras", settings.max_model_bytes, "model")
         await _save(data, inputs / "data.npz", settings.max_data_bytes, "data")
+        # Inspect before any worker deserialises: files are judged by content, not by name.
+        inspect_model_file(inputs / "model.keras", settings.max_model_bytes * MAX_RATIO)
+        inspect_npz(inputs / "data.npz", settings.max_data_bytes * 4, set(REQUIRED + OPTIONAL))
+    except UnsafeFile as err:
+        jobs.delete(job["id"])
+        raise HTTPException(422, str(err)) from None
     except BaseException:
         jobs.delete(job["id"])  # nothing half-written stays behind
         raise

@@ -37,7 +37,7 @@ def test_a_good_file_loads_and_fits(rng, tmp_path):
     (lambda a: a.pop("y_test"), "lacks ['y_test']"),
     (lambda a: a.update(y_train=a["y_train"][:-1]), "x_train has 20 examples but y_train has 19"),
     (lambda a: a.update(x_test=np.full((8, 4), np.nan)), "'x_test' contains NaN or inf"),
-    (lambda a: a.update(x_train=np.array([[1, "a"]] * 20, dtype=object)), "holds Python objects"),
+    (lambda a: a.update(x_train=np.array([[1, "a"]] * 20, dtype=object)), "object arrays would unpickle"),
     (lambda a: a.update(x_val=np.zeros((2, 4))), "x_val and y_val come together"),
     (lambda a: a.update(x_train=np.array(["a"] * 20)), "dtype <U1"),
     (lambda a: a.update(x_test=np.zeros((0, 4)), y_test=np.zeros((0,), int)), "x_test has no"),

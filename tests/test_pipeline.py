@@ -104,5 +104,5 @@ def test_only_keras_files_are_loaded(tmp_path):
     with pytest.raises(ModelError, match="only the .keras format"):
         load_model(tmp_path / "m.h5")
     (tmp_path / "m.keras").write_bytes(b"not a zip")
-    with pytest.raises(ModelError, match="could not be loaded"):
+    with pytest.raises(ModelError, match="not a .keras file"):
         load_model(tmp_path / "m.keras")
