@@ -79,7 +79,8 @@ async def _save(upload: UploadFile, path: Path, limit: int, field: str) -> None:
 
 
 @api.post("/jobs", status_code=202, response_model=schemas.Job,
-          responses={413: {"model": schemas.Problem}, 422: {"model": schemas.Problem}})
+          responses={413: {"model": schemas.Problem}, 422: {"model": schemas.Problem},
+                     429: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
 async def submit(request: Request, who: Owner, jobs: Store,
                  model: Annotated[UploadFile, File(description="trained model, .keras")],
                  data: Annotated[UploadFile, File(description=".npz data set")],
@@ -98,6 +99,21 @@ async def submit(request: Request, who: Owner, jobs: Store,
         raise HTTPException(422, f"spec: not valid JSON ({err})") from None
     except SpecError as err:
         raise HTTPException(422, str(err)) from None
+    for field, value, cap in (("validation.samples", parsed.validation.samples,
+                               settings.max_samples),
+                              ("training.epochs", parsed.training.epochs, settings.max_epochs)):
+        if value > cap:
+            raise HTTPException(422, f"{field}: {value} is over this server's limit of {cap}")
+    active = [j for j in jobs.list(who) if j["state"] in ("queued", "running")]
+    if len(active) >= settings.max_active_jobs:
+        raise HTTPException(429, f"you have {len(active)} jobs queued or running (limit "
+                                 f"{settings.max_active_jobs}); wait for one to finish",
+                            headers={"Retry-After": "30"})
+    broker_ok = request.app.state.broker_ok
+    if broker_ok is not None and not broker_ok():
+        raise HTTPException(503, "the job queue (broker) is unreachable; status and downloads "
+                                 "still work, retry the submission later",
+                            headers={"Retry-After": "30"})
     job = jobs.create(who, parsed.kind, parsed.model_dump())
     try:
         inputs = jobs.inputs(job["id"])

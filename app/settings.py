@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     max_spec_bytes: int = Field(64 * 2**10, ge=1)
     embedded_workers: int = Field(1, ge=1, le=64, description="local worker processes")
     job_time_limit_s: int = Field(6 * 3600, ge=60, description="hard limit per job")
+    max_active_jobs: int = Field(4, ge=1, description="queued + running jobs per owner")
+    max_samples: int = Field(20_000, ge=1, description="cap on validation.samples")
+    max_epochs: int = Field(500, ge=1, description="cap on training.epochs")
     mc_chunk_chips: int = Field(250, ge=0, description="Celery: chips per Monte Carlo task "
                                                        "(0: one task runs the whole job)")
 
