@@ -30,7 +30,7 @@ def make_job_files(folder: Path, train: int = 400, test: slice = slice(1500, 170
 
 QUICK_SPEC = {"kind": "harden", "training": {"epochs": 1, "batch_size": 64},
               "validation": {"samples": 3, "sigmas": [0.0, 0.5]}}
-SLOW_SPEC = {"kind": "harden", "training": {"epochs": 1000, "batch_size": 8,
+SLOW_SPEC = {"kind": "harden", "training": {"epochs": 400, "batch_size": 8,
                                             "early_stopping": None},
              "validation": {"samples": 3, "sigmas": [0.5]}}
 
