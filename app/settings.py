@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(4, ge=1, description="queued + running jobs per owner")
     max_samples: int = Field(20_000, ge=1, description="cap on validation.samples")
     max_epochs: int = Field(500, ge=1, description="cap on training.epochs")
+    max_attempts: int = Field(3, ge=1, description="runs of a job whose worker died")
+    heartbeat_timeout_s: int = Field(600, ge=10, description="silence before a running job "
+                                                            "counts as abandoned")
     mc_chunk_chips: int = Field(250, ge=0, description="Celery: chips per Monte Carlo task "
                                                        "(0: one task runs the whole job)")
 

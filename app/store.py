@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -103,6 +104,26 @@ class JobStore:
             self._write(job_id, job)
             return job, True
 
+    def claim(self, job_id: str, worker: str, max_attempts: int, stale_after: float):
+        """Take a job for ``worker``: a queued one, or a running one whose worker is gone
+        (a crash redelivered it). Returns the job and whether this worker should run it; a
+        job abandoned ``max_attempts`` times is failed with the reason."""
+        with self._locked(job_id):
+            job = self.get(job_id)
+            if job["state"] == "running" and _abandoned(job, stale_after):
+                if job["attempts"] >= max_attempts:
+                    job.update(state="failed", finished=_now(), error=(
+                        f"the worker running this job stopped {job['attempts']} times "
+                        f"(last: {job.get('worker')}); giving up"))
+                    self._write(job_id, job)
+                    return job, False
+            elif job["state"] != "queued":
+                return job, False
+            job.update(state="running", started=_now(), attempts=job["attempts"] + 1,
+                       worker=worker, heartbeat=_now())
+            self._write(job_id, job)
+            return job, True
+
     def list(self, owner: str | None = None) -> list[dict[str, Any]]:
         jobs = []
         for folder in self.root.iterdir():
@@ -114,9 +135,11 @@ class JobStore:
                 jobs.append(job)
         return sorted(jobs, key=lambda j: j["created"], reverse=True)
 
-    def next_queued(self) -> str | None:
-        queued = [j for j in self.list() if j["state"] == "queued"]
-        return min(queued, key=lambda j: j["created"])["id"] if queued else None
+    def next_runnable(self, stale_after: float) -> str | None:
+        """The oldest queued job, or a running one whose worker is gone."""
+        ready = [j for j in self.list() if j["state"] == "queued" or (
+            j["state"] == "running" and _abandoned(j, stale_after))]
+        return min(ready, key=lambda j: j["created"])["id"] if ready else None
 
     # -- cancel and delete -----------------------------------------------------------------
     def request_cancel(self, job_id: str) -> dict[str, Any]:
@@ -129,3 +152,20 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id))
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def _abandoned(job: dict[str, Any], stale_after: float) -> bool:
+    """A running job whose worker process is gone (same host) or silent too long."""
+    host, _, pid = (job.get("worker") or "").rpartition("/")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+    return _now() - (job.get("heartbeat") or 0) > stale_after

@@ -128,3 +128,57 @@ def test_monte_carlo_fanned_out_over_two_workers_equals_one_process(tmp_path):
         for metric, values in theirs["per_chip"].items():
             np.testing.assert_allclose(ours["per_chip"][metric], values, rtol=1e-6)
         assert ours["statistics"]["accuracy"] == pytest.approx(theirs["statistics"]["accuracy"])
+
+
+MEDIUM_SPEC = {"kind": "harden", "training": {"epochs": 40, "batch_size": 8,
+                                              "early_stopping": None},
+               "validation": {"samples": 2, "sigmas": [0.5]}}
+
+
+def _kill_worker_of(jobs_dir: Path, job_id: str, attempt: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = json.loads((jobs_dir / job_id / "job.json").read_text())
+        if job["state"] == "running" and job["attempts"] == attempt and job.get("step", 0) > 0:
+            os.kill(int(job["worker"].rpartition("/")[2]), signal.SIGKILL)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never ran attempt {attempt}: {job}")
+
+
+def test_a_killed_worker_process_is_retried_then_given_up(tmp_path):
+    broker = BROKER.replace("/15", "/13")
+    redis.Redis.from_url(broker).flushdb()
+    model, data = make_job_files(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data", broker_url=broker)
+    token = TokenStore(settings.tokens_file).create("gil")
+    env = {**os.environ, "ACONNECT_BROKER_URL": broker, "ACONNECT_DATA_DIR": str(settings.data_dir),
+           "ACONNECT_MAX_ATTEMPTS": "2", "ACONNECT_MC_CHUNK_CHIPS": "0"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
+         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+         "-n", "crash@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        with TestClient(create_app(settings)) as client:
+            once = submit(client, token, model, data, MEDIUM_SPEC).json()
+            _kill_worker_of(settings.jobs_dir, once["id"], attempt=1)
+            done = wait_for(client, token, once["id"], ("succeeded", "failed"), timeout=240)
+            assert done["state"] == "succeeded", done["error"]
+            stored = json.loads((settings.jobs_dir / once["id"] / "job.json").read_text())
+            assert stored["attempts"] == 2
+
+            twice = submit(client, token, model, data, MEDIUM_SPEC).json()
+            _kill_worker_of(settings.jobs_dir, twice["id"], attempt=1)
+            _kill_worker_of(settings.jobs_dir, twice["id"], attempt=2)
+            failed = wait_for(client, token, twice["id"], ("succeeded", "failed"), timeout=120)
+            assert failed["state"] == "failed"
+            assert "stopped 2 times" in failed["error"]
+            assert client.get(f"/v1/jobs/{twice['id']}/artifacts",
+                              headers={"Authorization": f"Bearer {token}"}).status_code == 409
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()

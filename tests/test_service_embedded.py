@@ -123,3 +123,34 @@ def test_health_readiness_metrics_and_openapi(service):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel",
             "/v1/jobs/{job_id}/report", "/v1/jobs/{job_id}/artifacts/{name}"} <= set(paths)
+
+
+def test_a_job_whose_worker_died_resumes_after_a_restart(tmp_path):
+    import os
+    import signal
+    import time
+
+    from service_helpers import make_job_files
+
+    model, data = make_job_files(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data")
+    token = TokenStore(settings.tokens_file).create("hal")
+    spec = {"kind": "harden", "training": {"epochs": 30, "batch_size": 8, "early_stopping": None},
+            "validation": {"samples": 2, "sigmas": [0.5]}}
+    with TestClient(create_app(settings)) as client:
+        job = submit(client, token, model, data, spec).json()
+        stored = wait_for(client, token, job["id"], ("running",))
+        deadline = time.monotonic() + 60
+        while "worker" not in (record := json.loads(
+                (settings.jobs_dir / job["id"] / "job.json").read_text())) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(int(record["worker"].rpartition("/")[2]), signal.SIGKILL)
+        time.sleep(1)
+        assert client.get(stored["links"]["self"], headers=_auth(token)).json()[
+            "state"] == "running"
+    with TestClient(create_app(settings)) as client:  # the API and its worker start again
+        done = wait_for(client, token, job["id"], ("succeeded", "failed"))
+        assert done["state"] == "succeeded", done["error"]
+        assert json.loads((settings.jobs_dir / job["id"] / "job.json").read_text())[
+            "attempts"] == 2

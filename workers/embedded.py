@@ -1,7 +1,7 @@
 """The embedded worker: a local process that runs queued jobs one at a time, no broker needed.
 
 The job store is the queue: the worker takes the oldest queued job, so jobs submitted while the
-worker was down are picked up when it starts.
+worker was down are picked up when it starts, and so are jobs whose worker died mid-run.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ POLL_INTERVAL_S = 0.3
 
 
 def worker_loop(jobs_dir: str, stop) -> None:
+    from app.settings import Settings
     from app.store import JobStore
     from workers.tasks import execute
 
     store = JobStore(Path(jobs_dir))
+    stale_after = Settings().heartbeat_timeout_s
     while not stop.is_set():
-        job_id = store.next_queued()
+        job_id = store.next_runnable(stale_after)
         if job_id is None:
             stop.wait(POLL_INTERVAL_S)
             continue

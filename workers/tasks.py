@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from app.store import JobStore
+from app.store import JobStore, worker_id
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
@@ -42,7 +42,7 @@ class _ProgressWriter:
         if new_stage or now - self.last >= PROGRESS_INTERVAL_S or report.step == report.total:
             self.store.update(self.job_id, stage=report.stage, step=report.step,
                               total=report.total, stage_started=self.stage_started,
-                              stage_seconds=self.durations)
+                              stage_seconds=self.durations, heartbeat=time.time())
             self.last = now
 
     def finish(self) -> dict[str, float]:
@@ -62,6 +62,13 @@ def _fail_reason(err: Exception) -> str:
             "log has the details")
 
 
+def _claim(store: JobStore, job_id: str):
+    from app.settings import Settings
+
+    settings = Settings()
+    return store.claim(job_id, worker_id(), settings.max_attempts, settings.heartbeat_timeout_s)
+
+
 def execute(store: JobStore, job_id: str) -> str:
     """Run queued job ``job_id`` to a final state; return that state."""
     from aconnect.data import DataError  # TensorFlow loads here, in the worker process
@@ -69,10 +76,9 @@ def execute(store: JobStore, job_id: str) -> str:
     from aconnect.pipeline import ModelError, run_job
     from aconnect.spec import SpecError
 
-    job, claimed = store.transition(job_id, ("queued",), state="running", started=time.time())
+    job, claimed = _claim(store, job_id)
     if not claimed:
         return job["state"]
-    store.update(job_id, attempts=job["attempts"] + 1)
     inputs, partial = store.inputs(job_id), store.job_dir(job_id) / "outputs.partial"
     shutil.rmtree(partial, ignore_errors=True)
     outcome: dict = {}
@@ -112,11 +118,11 @@ def begin(store: JobStore, job_id: str, chunk: int) -> list[tuple] | None:
     from aconnect.pipeline import chip_chunks, prepare
     from aconnect.spec import parse_spec
 
-    job, claimed = store.transition(job_id, ("queued",), state="running", started=time.time())
+    job, claimed = _claim(store, job_id)
     if not claimed:
         return None
-    store.update(job_id, attempts=job["attempts"] + 1)
     spec, work, inputs = parse_spec(job["spec"]), _work(store, job_id), store.inputs(job_id)
+    shutil.rmtree(work, ignore_errors=True)  # a rerun after a crash starts clean
     writer = _ProgressWriter(store, job_id)
     try:
         prepared, _, _ = prepare(inputs / "model.keras", inputs / "data.npz", spec, work,
