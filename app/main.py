@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from app.auth import TokenStore
+from app.limits import BodyLimit
 from app.metrics import Metrics
 from app.routes import api, health
 from app.settings import Settings
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.state.tokens = TokenStore(settings.tokens_file)
     app.state.dispatch, app.state.broker_ok = dispatch, broker_ok
     app.add_middleware(metrics.middleware())
+    upload_limit = (settings.max_model_bytes + settings.max_data_bytes +
+                    settings.max_spec_bytes + 2**16)  # + multipart framing
+    app.add_middleware(BodyLimit, limit=upload_limit)
     app.include_router(api)
     app.include_router(health)
 

@@ -46,3 +46,33 @@ def test_unreachable_broker_refuses_new_jobs_but_serves_status(tmp_path, files):
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "broker unreachable" in ready.json()["problems"]
         assert list(settings.jobs_dir.iterdir()) == []
+
+
+def test_oversized_uploads_are_cut_off_while_streaming(tmp_path, files):
+    settings = Settings(data_dir=tmp_path, max_model_bytes=20_000, max_data_bytes=1_000_000,
+                        max_spec_bytes=1000)
+    token = TokenStore(settings.tokens_file).create("ian")
+    limit = 20_000 + 1_000_000 + 1000 + 2**16
+    boundary = "xyz"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"; "
+            "filename=\"m.keras\"\r\n\r\n").encode()
+
+    def chunks():  # no Content-Length: the server only learns the size as it reads
+        yield head
+        for _ in range(400):
+            yield b"\0" * 4096
+
+    headers = {"Authorization": f"Bearer {token}",
+               "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        chunked = client.post("/v1/jobs", headers=headers, content=chunks())
+        assert chunked.status_code == 413
+        assert f"larger than the limit of {limit} bytes" in chunked.json()["detail"]
+        declared = client.post("/v1/jobs", headers={**headers, "Content-Length": str(10**9)},
+                               content=b"")
+        assert declared.status_code == 413
+        model, data = files  # within the per-file limits but the model is larger than 20 kB
+        too_big_file = submit(client, token, model, data, QUICK_SPEC)
+        assert too_big_file.status_code == 413 and "model: larger than the limit" in (
+            too_big_file.text)
+    assert list(settings.jobs_dir.iterdir()) == []
