@@ -6,6 +6,9 @@ with ``ACONNECT_BROKER_URL`` set they are sent to Celery workers by id.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,7 +19,9 @@ from app.limits import BodyLimit
 from app.metrics import Metrics
 from app.routes import api, health
 from app.settings import Settings
-from app.store import JobStore
+from app.store import JobStore, abandoned
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
@@ -46,13 +51,24 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
         broker_ok = None
 
+    async def requeue_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.requeue_interval_s)
+            try:
+                requeue_lost(store, dispatch, broker_ok, settings)
+            except Exception:  # the sweep must outlive a bad moment (broker down, disk full)
+                log.exception("requeue sweep failed")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if workers is not None and start_workers:
             workers.start()
+        sweeper = asyncio.create_task(requeue_forever()) if settings.broker_url else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             if workers is not None and start_workers:
                 workers.close()
 
@@ -73,6 +89,23 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def requeue_lost(store: JobStore, dispatch, broker_ok, settings: Settings) -> list[str]:
+    """Send again the jobs a broker may have lost: queued too long, or running with a dead
+    worker. Duplicates are harmless: a worker claims a job atomically (``JobStore.claim``)."""
+    if broker_ok is not None and not broker_ok():
+        return []
+    now, sent = time.time(), []
+    for job in store.list():
+        waiting = job["state"] == "queued" and (
+            now - (job.get("dispatched") or job["created"]) > settings.requeue_after_s)
+        orphaned = job["state"] == "running" and abandoned(job, settings.heartbeat_timeout_s)
+        if waiting or orphaned:
+            dispatch(job["id"])
+            store.update(job["id"], dispatched=now)
+            sent.append(job["id"])
+    return sent
 
 
 def _version() -> str:

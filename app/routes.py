@@ -129,7 +129,7 @@ async def submit(request: Request, who: Owner, jobs: Store,
         jobs.delete(job["id"])  # nothing half-written stays behind
         raise
     request.app.state.dispatch(job["id"])
-    return _view(request, jobs.get(job["id"]))
+    return _view(request, jobs.update(job["id"], dispatched=time.time()))
 
 
 @api.get("/jobs", response_model=schemas.JobList)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="runs of a job whose worker died")
     heartbeat_timeout_s: int = Field(600, ge=10, description="silence before a running job "
                                                             "counts as abandoned")
+    requeue_after_s: float = Field(120, gt=0, description="Celery: resend a job still queued "
+                                                          "(or abandoned) after this long")
+    requeue_interval_s: float = Field(30, gt=0, description="how often the API checks")
     mc_chunk_chips: int = Field(250, ge=0, description="Celery: chips per Monte Carlo task "
                                                        "(0: one task runs the whole job)")
 

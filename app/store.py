@@ -110,7 +110,7 @@ class JobStore:
         job abandoned ``max_attempts`` times is failed with the reason."""
         with self._locked(job_id):
             job = self.get(job_id)
-            if job["state"] == "running" and _abandoned(job, stale_after):
+            if job["state"] == "running" and abandoned(job, stale_after):
                 if job["attempts"] >= max_attempts:
                     job.update(state="failed", finished=_now(), error=(
                         f"the worker running this job stopped {job['attempts']} times "
@@ -138,7 +138,7 @@ class JobStore:
     def next_runnable(self, stale_after: float) -> str | None:
         """The oldest queued job, or a running one whose worker is gone."""
         ready = [j for j in self.list() if j["state"] == "queued" or (
-            j["state"] == "running" and _abandoned(j, stale_after))]
+            j["state"] == "running" and abandoned(j, stale_after))]
         return min(ready, key=lambda j: j["created"])["id"] if ready else None
 
     # -- cancel and delete -----------------------------------------------------------------
@@ -158,7 +158,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
-def _abandoned(job: dict[str, Any], stale_after: float) -> bool:
+def abandoned(job: dict[str, Any], stale_after: float) -> bool:
     """A running job whose worker process is gone (same host) or silent too long."""
     host, _, pid = (job.get("worker") or "").rpartition("/")
     if host == socket.gethostname() and pid.isdigit():

@@ -182,3 +182,32 @@ def test_a_killed_worker_process_is_retried_then_given_up(tmp_path):
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+def test_jobs_lost_by_a_restarted_broker_are_sent_again(tmp_path):
+    """Redis restarting without persistence drops queued messages; the store still has the
+    job, and the API's sweep sends it again."""
+    broker = BROKER.replace("/15", "/12")
+    redis.Redis.from_url(broker).flushdb()
+    model, data = make_job_files(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data", broker_url=broker, requeue_after_s=1,
+                        requeue_interval_s=0.5)
+    token = TokenStore(settings.tokens_file).create("jo")
+    env = {**os.environ, "ACONNECT_BROKER_URL": broker, "ACONNECT_DATA_DIR": str(settings.data_dir)}
+    with TestClient(create_app(settings)) as client:
+        job = submit(client, token, model, data).json()  # no worker yet: the job waits
+        redis.Redis.from_url(broker).flushdb()            # ... and the broker forgets it
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
+             "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+             "-n", "late@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            done = wait_for(client, token, job["id"], ("succeeded", "failed"), timeout=180)
+            assert done["state"] == "succeeded", done["error"]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
