@@ -97,6 +97,8 @@ async def submit(request: Request, who: Owner, jobs: Store,
         parsed = parse_spec(json.loads(spec))
     except json.JSONDecodeError as err:
         raise HTTPException(422, f"spec: not valid JSON ({err})") from None
+    except RecursionError:
+        raise HTTPException(422, "spec: nested too deeply") from None
     except SpecError as err:
         raise HTTPException(422, str(err)) from None
     for field, value, cap in (("validation.samples", parsed.validation.samples,
