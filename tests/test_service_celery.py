@@ -2,6 +2,7 @@
 
 import json
 import os
+from contextlib import contextmanager
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,28 @@ from service_helpers import SLOW_SPEC, make_job_files, submit, wait_for
 
 BROKER = "redis://127.0.0.1:6379/15"
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def celery_workers(settings: Settings, count: int = 1, **env_extra: str):
+    """``count`` real Celery worker processes for ``settings``; stopped on exit."""
+    env = {**os.environ, "ACONNECT_BROKER_URL": settings.broker_url,
+           "ACONNECT_DATA_DIR": str(settings.data_dir), **env_extra}
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
+         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+         "-n", f"w{i}-{os.getpid()}@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for i in range(count)]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,20 +80,8 @@ def celery_service(tmp_path_factory, redis_server):
     model, data = make_job_files(root)
     settings = Settings(data_dir=root / "data", broker_url=BROKER)
     token = TokenStore(settings.tokens_file).create("alice")
-    env = {**os.environ, "ACONNECT_BROKER_URL": BROKER, "ACONNECT_DATA_DIR": str(settings.data_dir)}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
-         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        with TestClient(create_app(settings)) as client:
-            yield client, token, model, data
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    with celery_workers(settings), TestClient(create_app(settings)) as client:
+        yield client, token, model, data
 
 
 def test_a_celery_worker_runs_submitted_jobs(celery_service, tmp_path):
@@ -116,15 +127,8 @@ def test_monte_carlo_fanned_out_over_two_workers_equals_one_process(tmp_path):
     model, data = make_job_files(tmp_path)
     settings = Settings(data_dir=tmp_path / "data", broker_url=broker)
     token = TokenStore(settings.tokens_file).create("carol")
-    env = {**os.environ, "ACONNECT_BROKER_URL": broker,
-           "ACONNECT_DATA_DIR": str(settings.data_dir), "ACONNECT_MC_CHUNK_CHIPS": "2"}
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
-         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-         "-n", f"fan{i}@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL) for i in range(2)]
     spec = {"kind": "evaluate", "validation": {"samples": 6, "sigmas": [0.3, 0.6], "seed": 4}}
-    try:
+    with celery_workers(settings, 2, ACONNECT_MC_CHUNK_CHIPS="2"):
         control = Celery(broker=broker).control
         deadline = time.monotonic() + 60
         while len(control.ping(timeout=1)) < 2 and time.monotonic() < deadline:
@@ -137,14 +141,6 @@ def test_monte_carlo_fanned_out_over_two_workers_equals_one_process(tmp_path):
                                 headers={"Authorization": f"Bearer {token}"}).json()
         stored = json.loads((settings.jobs_dir / job["id"] / "job.json").read_text())
         assert len(stored["workers"]) == 2  # both worker processes evaluated chunks
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
     single = json.loads(run_job(model, data, spec, tmp_path / "single")["report.json"]
                         .read_text())
     for sigma in ("0.3", "0.6"):
@@ -177,14 +173,7 @@ def test_a_killed_worker_process_is_retried_then_given_up(tmp_path):
     model, data = make_job_files(tmp_path)
     settings = Settings(data_dir=tmp_path / "data", broker_url=broker)
     token = TokenStore(settings.tokens_file).create("gil")
-    env = {**os.environ, "ACONNECT_BROKER_URL": broker, "ACONNECT_DATA_DIR": str(settings.data_dir),
-           "ACONNECT_MAX_ATTEMPTS": "2", "ACONNECT_MC_CHUNK_CHIPS": "0"}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
-         "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-         "-n", "crash@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    try:
+    with celery_workers(settings, ACONNECT_MAX_ATTEMPTS="2", ACONNECT_MC_CHUNK_CHIPS="0"):
         with TestClient(create_app(settings)) as client:
             once = submit(client, token, model, data, MEDIUM_SPEC).json()
             _kill_worker_of(settings.jobs_dir, once["id"], attempt=1)
@@ -201,12 +190,6 @@ def test_a_killed_worker_process_is_retried_then_given_up(tmp_path):
             assert "stopped 2 times" in failed["error"]
             assert client.get(f"/v1/jobs/{twice['id']}/artifacts",
                               headers={"Authorization": f"Bearer {token}"}).status_code == 409
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
 
 
 def test_jobs_lost_by_a_restarted_broker_are_sent_again(tmp_path):
@@ -218,21 +201,9 @@ def test_jobs_lost_by_a_restarted_broker_are_sent_again(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", broker_url=broker, requeue_after_s=1,
                         requeue_interval_s=0.5)
     token = TokenStore(settings.tokens_file).create("jo")
-    env = {**os.environ, "ACONNECT_BROKER_URL": broker, "ACONNECT_DATA_DIR": str(settings.data_dir)}
     with TestClient(create_app(settings)) as client:
         job = submit(client, token, model, data).json()  # no worker yet: the job waits
         redis.Redis.from_url(broker).flushdb()            # ... and the broker forgets it
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
-             "--concurrency=1", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-             "-n", "late@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        try:
+        with celery_workers(settings):
             done = wait_for(client, token, job["id"], ("succeeded", "failed"), timeout=180)
             assert done["state"] == "succeeded", done["error"]
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
