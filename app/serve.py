@@ -64,9 +64,14 @@ def _save(path: Path, url: str, token: str) -> None:
 
 
 def run(args: argparse.Namespace, console) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from app.main import create_app
+        from app.main import create_app
+    except ImportError as err:
+        console.print(f"the service needs its extras ({err.name} is missing): "
+                      "pip install -e '.[service]'", markup=False)
+        return 2
     from app.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port,
