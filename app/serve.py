@@ -30,8 +30,13 @@ def register(commands) -> None:
 
 
 def create_token(args: argparse.Namespace, console) -> int:
-    from app.auth import TokenStore
-    from app.settings import Settings
+    try:
+        from app.auth import TokenStore
+        from app.settings import Settings
+    except ImportError as err:
+        console.print(f"the service needs its extras ({err.name} is missing): "
+                      "pip install -e '.[service]'", markup=False)
+        return 2
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     print(TokenStore(settings.tokens_file).create(args.owner))
