@@ -6,7 +6,6 @@ Outputs are written only after every stage succeeded, each file atomically.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -56,15 +55,17 @@ class Prepared:
     classes: int
     model_name: str
     data_sizes: dict[str, int]
-    models: dict[str, str]  # model role ("baseline", "hardened") -> .keras path
+    models: dict[str, str | None]  # role ("baseline", "hardened") -> .keras path, if saved
     conversion: dict | None = None
     history: dict | None = None
 
 
-def prepare(model_path: str | Path, data_path: str | Path, spec: JobSpec, work: Path, *,
+def prepare(model_path: str | Path, data_path: str | Path, spec: JobSpec, work: Path | None,
+            *,
             progress=None, should_cancel=None):
-    """Load and check the inputs; for ``harden`` jobs convert, fine-tune and save the model to
-    ``work``. Returns the ``Prepared`` record, the loaded models by role, and the data."""
+    """Load and check the inputs; for ``harden`` jobs convert and fine-tune, and save the model
+    to ``work`` when other processes need it (``None``: kept in memory only). Returns the
+    ``Prepared`` record, the loaded models by role, and the data."""
     model = load_model(model_path)
     data = load_npz(data_path, need_train=spec.kind == "harden")
     task = check_fits(model, data)
@@ -75,9 +76,11 @@ def prepare(model_path: str | Path, data_path: str | Path, spec: JobSpec, work: 
     models = {"baseline": model}
     if spec.kind == "harden":
         result = harden(model, data, spec, progress=progress, should_cancel=should_cancel)
-        work.mkdir(parents=True, exist_ok=True)
-        result.model.save(work / "hardened.keras")
-        prepared.models["hardened"] = str(work / "hardened.keras")
+        prepared.models["hardened"] = None
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=True)
+            result.model.save(work / "hardened.keras")
+            prepared.models["hardened"] = str(work / "hardened.keras")
         prepared.history, prepared.conversion = result.history, result.summary.to_dict()
         models["hardened"] = result.model
     return prepared, models, data
@@ -140,7 +143,7 @@ def run_job(model_path: str | Path, data_path: str | Path, spec: JobSpec | dict 
     """Run a ``harden`` or ``evaluate`` job in this process; return the files written."""
     spec = parse_spec(spec)
     out = Path(out)
-    prepared, models, data = prepare(model_path, data_path, spec, out / ".work",
+    prepared, models, data = prepare(model_path, data_path, spec, None,
                                      progress=progress, should_cancel=should_cancel)
     per_chip: dict[str, dict[float, dict]] = {}
     samples, sigmas = spec.validation.samples, spec.validation.sigmas
@@ -155,6 +158,4 @@ def run_job(model_path: str | Path, data_path: str | Path, spec: JobSpec | dict 
             per_chip[role][sigma] = evaluate_chips(model, data, spec, prepared.classes, sigma,
                                                    0, samples, progress=report,
                                                    should_cancel=should_cancel)
-    written = finish(prepared, spec, per_chip, out, models.get("hardened"))
-    shutil.rmtree(out / ".work", ignore_errors=True)
-    return written
+    return finish(prepared, spec, per_chip, out, models.get("hardened"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 from pathlib import Path
+
+from aconnect.files import atomic_write
 
 
 def _digest(token: str) -> str:
@@ -29,12 +29,7 @@ class TokenStore:
         token = secrets.token_urlsafe(32)
         tokens = self._load()
         tokens[_digest(token)] = owner
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(tokens, handle)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(tokens).encode(), mode=0o600)
         return token
 
     def owner(self, token: str) -> str | None:

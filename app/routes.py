@@ -22,6 +22,10 @@ CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8
                  ".png": "image/png", ".keras": "application/octet-stream"}
 
 
+def _content_type(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
 def store(request: Request) -> JobStore:
     return request.app.state.store
 
@@ -189,7 +193,7 @@ def list_artifacts(request: Request, job_id: str, who: Owner, jobs: Store):
     folder = _artifact_dir(jobs, job)
     return [schemas.Artifact(
         name=name, size=(folder / name).stat().st_size,
-        content_type=CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream"),
+        content_type=_content_type(name),
         url=str(request.url_for("get_artifact", job_id=job_id, name=name)))
         for name in job["artifacts"]]
 
@@ -200,9 +204,7 @@ def get_artifact(job_id: str, name: str, who: Owner, jobs: Store):
     folder = _artifact_dir(jobs, job)
     if name not in job["artifacts"]:  # only names the worker listed; never a client path
         raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
-    return FileResponse(folder / name, filename=name,
-                        media_type=CONTENT_TYPES.get(Path(name).suffix,
-                                                     "application/octet-stream"))
+    return FileResponse(folder / name, filename=name, media_type=_content_type(name))
 
 
 @health.get("/healthz")

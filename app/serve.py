@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 
@@ -29,14 +28,24 @@ def register(commands) -> None:
     token.set_defaults(handler=create_token)
 
 
-def create_token(args: argparse.Namespace, console) -> int:
+def _service_installed(console) -> bool:
+    """Whether the service's extras are installed; says what to install when not."""
     try:
-        from app.auth import TokenStore
-        from app.settings import Settings
+        import fastapi  # noqa: F401
+        import pydantic_settings  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as err:
         console.print(f"the service needs its extras ({err.name} is missing): "
                       "pip install -e '.[service]'", markup=False)
+        return False
+    return True
+
+
+def create_token(args: argparse.Namespace, console) -> int:
+    if not _service_installed(console):
         return 2
+    from app.auth import TokenStore
+    from app.settings import Settings
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     print(TokenStore(settings.tokens_file).create(args.owner))
@@ -46,6 +55,7 @@ def create_token(args: argparse.Namespace, console) -> int:
 def local_token(settings, url: str) -> str:
     """The local owner's token: reuse the saved one if it is still valid, else make one."""
     from aconnect.client import local_server_file
+    from aconnect.files import atomic_write
     from app.auth import TokenStore
 
     tokens = TokenStore(settings.tokens_file)
@@ -53,30 +63,19 @@ def local_token(settings, url: str) -> str:
     if saved.is_file():
         token = json.loads(saved.read_text()).get("token")
         if token and tokens.owner(token):
-            _save(saved, url, token)
+            atomic_write(saved, json.dumps({"url": url, "token": token}).encode(), 0o600)
             return token
     token = tokens.create("local")
-    _save(saved, url, token)
+    atomic_write(saved, json.dumps({"url": url, "token": token}).encode(), 0o600)
     return token
 
 
-def _save(path: Path, url: str, token: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"url": url, "token": token}))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-
-
 def run(args: argparse.Namespace, console) -> int:
-    try:
-        import uvicorn
-
-        from app.main import create_app
-    except ImportError as err:
-        console.print(f"the service needs its extras ({err.name} is missing): "
-                      "pip install -e '.[service]'", markup=False)
+    if not _service_installed(console):
         return 2
+    import uvicorn
+
+    from app.main import create_app
     from app.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port,

@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from aconnect.files import atomic_write
 
 STATES = ("queued", "running", "succeeded", "failed", "canceled")
 FINISHED = ("succeeded", "failed", "canceled")
@@ -63,11 +64,7 @@ class JobStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _write(self, job_id: str, job: dict[str, Any]) -> None:
-        folder = self.job_dir(job_id)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".job.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(job, handle)
-        os.replace(tmp, folder / "job.json")
+        atomic_write(self.job_dir(job_id) / "job.json", json.dumps(job).encode())
 
     def create(self, owner: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         """A new job folder, state ``queued``; the caller puts the inputs in ``inputs/``."""
@@ -123,6 +120,13 @@ class JobStore:
                        worker=worker, heartbeat=_now())
             self._write(job_id, job)
             return job, True
+
+    def add_progress(self, job_id: str, steps: int) -> None:
+        """Add ``steps`` done (several workers report on one job: add, never overwrite)."""
+        with self._locked(job_id):
+            job = self.get(job_id)
+            job["step"] += steps
+            self._write(job_id, job)
 
     def list(self, owner: str | None = None) -> list[dict[str, Any]]:
         jobs = []

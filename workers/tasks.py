@@ -62,6 +62,12 @@ def _fail_reason(err: Exception) -> str:
             "log has the details")
 
 
+def _publish(store: JobStore, job_id: str, partial: Path) -> list[str]:
+    """Move complete results into place in one rename; return their names."""
+    partial.rename(store.outputs(job_id))
+    return sorted(p.name for p in store.outputs(job_id).iterdir() if not p.name.startswith("."))
+
+
 def _claim(store: JobStore, job_id: str):
     from app.settings import Settings
 
@@ -87,9 +93,7 @@ def execute(store: JobStore, job_id: str) -> str:
         run_job(inputs / "model.keras", inputs / "data.npz", job["spec"], partial,
                 progress=writer,
                 should_cancel=lambda: store.cancel_requested(job_id))
-        partial.rename(store.outputs(job_id))
-        outcome = {"state": "succeeded", "artifacts": sorted(
-            p.name for p in store.outputs(job_id).iterdir() if not p.name.startswith("."))}
+        outcome = {"state": "succeeded", "artifacts": _publish(store, job_id, partial)}
     except Cancelled:
         outcome = {"state": "canceled"}
     except (SpecError, DataError, ModelError) as err:
@@ -170,10 +174,7 @@ def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
     target.write_text(json.dumps({"role": role, "sigma": sigma, "first": first,
                                   "worker": socket.gethostname() + f"/{os.getpid()}",
                                   "metrics": metrics}))
-    with store._locked(job_id):  # progress from many chunk tasks: add, do not overwrite
-        current = store.get(job_id)
-        current["step"] += chips
-        store._write(job_id, current)
+    store.add_progress(job_id, chips)
 
 
 def complete(store: JobStore, job_id: str) -> str:
@@ -197,13 +198,11 @@ def complete(store: JobStore, job_id: str) -> str:
             merged.setdefault(name, []).extend(values)
     try:
         finish(prepared, parse_spec(job["spec"]), per_chip, partial)
-        partial.rename(store.outputs(job_id))
+        artifacts = _publish(store, job_id, partial)
     except Exception as err:
         shutil.rmtree(partial, ignore_errors=True)
         store.update(job_id, state="failed", error=_fail_reason(err), finished=time.time())
         return "failed"
-    artifacts = sorted(p.name for p in store.outputs(job_id).iterdir()
-                       if not p.name.startswith("."))
     stages = {**job.get("stage_seconds", {}), "Monte Carlo": time.time() - job["stage_started"]}
     store.update(job_id, state="succeeded", artifacts=artifacts, finished=time.time(),
                  workers=sorted({p["worker"] for p in pieces}), stage_seconds=stages)
