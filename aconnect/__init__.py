@@ -15,6 +15,7 @@ from aconnect.layers import (
 )
 from aconnect.data import DataError, Dataset, load_npz
 from aconnect.harden import Cancelled, HardenResult, Progress, harden
+from aconnect.isolated_load import LoadLimits, LoadRefused, trial_load
 from aconnect.mismatch import Mismatch
 from aconnect.montecarlo import MonteCarloResult, monte_carlo, sigma_sweep, statistics
 from aconnect.spec import JobSpec, SpecError, parse_spec
@@ -42,6 +43,9 @@ __all__ = [
     "HardenResult",
     "Progress",
     "Cancelled",
+    "LoadLimits",
+    "LoadRefused",
+    "trial_load",
     "Dataset",
     "DataError",
     "load_npz",

@@ -17,6 +17,7 @@ from aconnect.data import Dataset, check_fits, load_npz
 from aconnect.export import to_plain_keras
 from aconnect.harden import Cancelled, Progress, harden
 from aconnect.intake import UnsafeFile, inspect_model_file
+from aconnect.isolated_load import LoadLimits, LoadRefused, trial_load
 from aconnect.mismatch import Mismatch
 from aconnect.montecarlo import MonteCarloResult, monte_carlo
 from aconnect.report import build_report, write_report
@@ -27,9 +28,10 @@ class ModelError(ValueError):
     """A model file that cannot be used, with what to do instead."""
 
 
-def load_model(path: str | Path) -> keras.Model:
+def load_model(path: str | Path, limits: LoadLimits | None = None) -> keras.Model:
     """Load a ``.keras`` model: inspected first (``aconnect.intake``), then loaded without
-    compiling and with Keras' safe mode on."""
+    compiling and with Keras' safe mode on. With ``limits`` (files from strangers), it is first
+    loaded in a child process under those limits (``aconnect.isolated_load``)."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelError(f"{path}: only the .keras format is accepted (got {path.suffix or 'no '}"
@@ -40,6 +42,11 @@ def load_model(path: str | Path) -> keras.Model:
         inspect_model_file(path)  # refuse unsafe content before Keras deserialises anything
     except UnsafeFile as err:
         raise ModelError(f"{path}: {err}") from None
+    if limits is not None:
+        try:
+            trial_load(path, limits)
+        except LoadRefused as err:
+            raise ModelError(f"{path}: {err}") from None
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for unreadable or unsafe files
@@ -61,12 +68,12 @@ class Prepared:
 
 
 def prepare(model_path: str | Path, data_path: str | Path, spec: JobSpec, work: Path | None,
-            *,
-            progress=None, should_cancel=None):
+            *, progress=None, should_cancel=None, load_limits: LoadLimits | None = None):
     """Load and check the inputs; for ``harden`` jobs convert and fine-tune, and save the model
-    to ``work`` when other processes need it (``None``: kept in memory only). Returns the
+    to ``work`` when other processes need it (``None``: kept in memory only); ``load_limits``
+    as in ``load_model``. Returns the
     ``Prepared`` record, the loaded models by role, and the data."""
-    model = load_model(model_path)
+    model = load_model(model_path, load_limits)
     data = load_npz(data_path, need_train=spec.kind == "harden")
     task = check_fits(model, data)
     prepared = Prepared(kind=spec.kind, task=task, classes=int(model.outputs[0].shape[-1] or 1),
@@ -139,12 +146,13 @@ def finish(prepared: Prepared, spec: JobSpec, per_chip: dict[str, dict[float, di
 
 def run_job(model_path: str | Path, data_path: str | Path, spec: JobSpec | dict | str | Path,
             out: str | Path, *, progress: Callable[[Progress], Any] | None = None,
-            should_cancel: Callable[[], bool] | None = None) -> dict[str, Path]:
+            should_cancel: Callable[[], bool] | None = None,
+            load_limits: LoadLimits | None = None) -> dict[str, Path]:
     """Run a ``harden`` or ``evaluate`` job in this process; return the files written."""
     spec = parse_spec(spec)
     out = Path(out)
-    prepared, models, data = prepare(model_path, data_path, spec, None,
-                                     progress=progress, should_cancel=should_cancel)
+    prepared, models, data = prepare(model_path, data_path, spec, None, progress=progress,
+                                     should_cancel=should_cancel, load_limits=load_limits)
     per_chip: dict[str, dict[float, dict]] = {}
     samples, sigmas = spec.validation.samples, spec.validation.sigmas
     for role, model in models.items():

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.store import JobStore, abandoned
 
 log = logging.getLogger(__name__)
+INCOMPLETE_UPLOAD_AGE_S = 3600  # an upload folder untouched this long belonged to a dead API
 
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     else:
         from workers.embedded import EmbeddedWorkers
 
-        workers = EmbeddedWorkers(settings.jobs_dir, settings.embedded_workers)
+        workers = EmbeddedWorkers(settings)
 
         def dispatch(job_id: str) -> None:  # the embedded workers poll the store
             return None
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        swept = store.sweep_incomplete(INCOMPLETE_UPLOAD_AGE_S)
+        if swept:
+            log.warning("removed %d upload folders left by an earlier crash", len(swept))
         if workers is not None and start_workers:
             workers.start()
         sweeper = asyncio.create_task(requeue_forever()) if settings.broker_url else None

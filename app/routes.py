@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from pathlib import Path
@@ -84,7 +85,8 @@ async def _save(upload: UploadFile, path: Path, limit: int, field: str) -> None:
 
 @api.post("/jobs", status_code=202, response_model=schemas.Job,
           responses={413: {"model": schemas.Problem}, 422: {"model": schemas.Problem},
-                     429: {"model": schemas.Problem}, 503: {"model": schemas.Problem}})
+                     429: {"model": schemas.Problem}, 503: {"model": schemas.Problem},
+                     507: {"model": schemas.Problem}})
 async def submit(request: Request, who: Owner, jobs: Store,
                  model: Annotated[UploadFile, File(description="trained model, .keras")],
                  data: Annotated[UploadFile, File(description=".npz data set")],
@@ -120,19 +122,24 @@ async def submit(request: Request, who: Owner, jobs: Store,
         raise HTTPException(503, "the job queue (broker) is unreachable; status and downloads "
                                  "still work, retry the submission later",
                             headers={"Retry-After": "30"})
-    job = jobs.create(who, parsed.kind, parsed.model_dump())
+    job_id = None
     try:
-        inputs = jobs.inputs(job["id"])
+        job_id = jobs.reserve()
+        inputs = jobs.inputs(job_id)
         await _save(model, inputs / "model.keras", settings.max_model_bytes, "model")
         await _save(data, inputs / "data.npz", settings.max_data_bytes, "data")
         # Inspect before any worker deserialises: files are judged by content, not by name.
         inspect_model_file(inputs / "model.keras", settings.max_model_bytes * MAX_RATIO)
         inspect_npz(inputs / "data.npz", settings.max_data_bytes * 4, set(REQUIRED + OPTIONAL))
-    except UnsafeFile as err:
-        jobs.delete(job["id"])
-        raise HTTPException(422, str(err)) from None
-    except BaseException:
-        jobs.delete(job["id"])  # nothing half-written stays behind
+        job = jobs.create(job_id, who, parsed.kind, parsed.model_dump())
+    except BaseException as err:
+        if job_id is not None:
+            jobs.delete(job_id)  # nothing half-written stays behind
+        if isinstance(err, UnsafeFile):
+            raise HTTPException(422, str(err)) from None
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise HTTPException(507, "the server is out of disk space for uploads; nothing was "
+                                     "kept. Retry later", headers={"Retry-After": "300"}) from None
         raise
     request.app.state.dispatch(job["id"])
     return _view(request, jobs.update(job["id"], dispatched=time.time()))

@@ -66,16 +66,33 @@ class JobStore:
     def _write(self, job_id: str, job: dict[str, Any]) -> None:
         atomic_write(self.job_dir(job_id) / "job.json", json.dumps(job).encode())
 
-    def create(self, owner: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-        """A new job folder, state ``queued``; the caller puts the inputs in ``inputs/``."""
+    def reserve(self) -> str:
+        """A new job folder with an empty ``inputs/``. It is not a job until ``create`` writes
+        its ``job.json``: an API killed mid-upload leaves no half-made job, only a folder that
+        ``sweep_incomplete`` removes."""
         job_id = uuid.uuid4().hex
-        folder = self.root / job_id
-        (folder / "inputs").mkdir(parents=True)
+        (self.root / job_id / "inputs").mkdir(parents=True)
+        return job_id
+
+    def create(self, job_id: str, owner: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Make reserved folder ``job_id`` (inputs in place) a job in state ``queued``."""
         job = {"id": job_id, "owner": owner, "kind": kind, "state": "queued", "stage": None,
                "step": 0, "total": 0, "created": _now(), "started": None, "finished": None,
                "error": None, "attempts": 0, "spec": spec, "artifacts": []}
         self._write(job_id, job)
         return job
+
+    def sweep_incomplete(self, older_than_s: float) -> list[str]:
+        """Remove reserved folders that never became jobs (an upload cut off by a crash)."""
+        swept = []
+        for folder in self.root.iterdir():
+            if not folder.is_dir() or (folder / "job.json").exists():
+                continue
+            touched = max(p.stat().st_mtime for p in (folder, *folder.rglob("*")))
+            if _now() - touched > older_than_s:  # an upload still streaming keeps it fresh
+                shutil.rmtree(folder, ignore_errors=True)
+                swept.append(folder.name)
+        return swept
 
     def get(self, job_id: str) -> dict[str, Any]:
         try:
@@ -101,17 +118,23 @@ class JobStore:
             self._write(job_id, job)
             return job, True
 
-    def claim(self, job_id: str, worker: str, max_attempts: int, stale_after: float):
+    def claim(self, job_id: str, worker: str, max_attempts: int, stale_after: float,
+              time_limit: float):
         """Take a job for ``worker``: a queued one, or a running one whose worker is gone
-        (a crash redelivered it). Returns the job and whether this worker should run it; a
-        job abandoned ``max_attempts`` times is failed with the reason."""
+        (a crash redelivered it). Returns the job and whether this worker should run it. A job
+        abandoned ``max_attempts`` times, or whose worker was killed past ``time_limit``, is
+        failed with the reason instead of run again."""
         with self._locked(job_id):
             job = self.get(job_id)
             if job["state"] == "running" and abandoned(job, stale_after):
-                if job["attempts"] >= max_attempts:
-                    job.update(state="failed", finished=_now(), error=(
-                        f"the worker running this job stopped {job['attempts']} times "
-                        f"(last: {job.get('worker')}); giving up"))
+                error = None
+                if _now() - (job.get("started") or _now()) > time_limit:
+                    error = timed_out(time_limit)
+                elif job["attempts"] >= max_attempts:
+                    error = (f"the worker running this job stopped {job['attempts']} times "
+                             f"(last: {job.get('worker')}); giving up")
+                if error:
+                    job.update(state="failed", finished=_now(), error=error)
                     self._write(job_id, job)
                     return job, False
             elif job["state"] != "queued":
@@ -155,7 +178,14 @@ class JobStore:
         return (self.job_dir(job_id) / "cancel").exists()
 
     def delete(self, job_id: str) -> None:
-        shutil.rmtree(self.job_dir(job_id))
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+
+def timed_out(time_limit: float) -> str:
+    """The reason a job that ran past the server's time limit failed."""
+    return (f"the job ran longer than this server's time limit of {time_limit:g} s "
+            "(ACONNECT_JOB_TIME_LIMIT_S); lower training.epochs or validation.samples, or ask "
+            "the operator for a longer limit")
 
 
 def worker_id() -> str:

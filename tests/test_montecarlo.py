@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import aconnect
 from aconnect import Mismatch, monte_carlo, statistics

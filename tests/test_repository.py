@@ -24,3 +24,12 @@ def test_the_demo_command_is_the_installed_entry_point():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"aconnect": "aconnect.cli:main"}
     assert "requires-python" in project and project["requires-python"] == ">=3.11"
+
+
+def test_every_service_setting_is_documented_in_the_readme():
+    from app.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [f"ACONNECT_{name.upper()}" for name in Settings.model_fields
+               if f"`ACONNECT_{name.upper()}`" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"

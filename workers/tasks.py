@@ -6,6 +6,7 @@ its states and translates exceptions into reasons a user can act on.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -15,7 +16,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from app.store import JobStore, worker_id
+from celery.exceptions import SoftTimeLimitExceeded
+
+from app.settings import Settings
+from app.store import JobStore, timed_out, worker_id
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
@@ -50,13 +54,20 @@ class _ProgressWriter:
         return self.durations
 
 
-def _fail_reason(err: Exception) -> str:
+def _fail_reason(err: BaseException, settings: Settings) -> str:
+    """What a user reads when a job fails: our own errors as they are, the server's limits and
+    a full disk named as such, anything else as an internal error (logged here)."""
     from aconnect.data import DataError
     from aconnect.pipeline import ModelError
     from aconnect.spec import SpecError
 
     if isinstance(err, (SpecError, DataError, ModelError)):
         return str(err)
+    if isinstance(err, SoftTimeLimitExceeded):
+        return timed_out(settings.job_time_limit_s)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ("the server ran out of disk space while running the job; its partial results "
+                "were removed. Resubmit later, or ask the operator to free space")
     log.error("job failed", exc_info=err)
     return (f"internal error while running the job ({type(err).__name__}: {err}); the service "
             "log has the details")
@@ -68,43 +79,51 @@ def _publish(store: JobStore, job_id: str, partial: Path) -> list[str]:
     return sorted(p.name for p in store.outputs(job_id).iterdir() if not p.name.startswith("."))
 
 
-def _claim(store: JobStore, job_id: str):
-    from app.settings import Settings
-
-    settings = Settings()
-    return store.claim(job_id, worker_id(), settings.max_attempts, settings.heartbeat_timeout_s)
+def _claim(store: JobStore, job_id: str, settings: Settings):
+    return store.claim(job_id, worker_id(), settings.max_attempts, settings.heartbeat_timeout_s,
+                       settings.job_time_limit_s)
 
 
-def execute(store: JobStore, job_id: str) -> str:
+class _Stop:
+    """``should_cancel`` for the pipeline: the user canceled, or the run passed its time limit
+    (checked between batches and chip passes: the soft limit)."""
+
+    def __init__(self, store: JobStore, job: dict, settings: Settings):
+        self.store, self.job_id = store, job["id"]
+        self.deadline = job["started"] + settings.job_time_limit_s
+        self.limit = settings.job_time_limit_s
+
+    def __call__(self) -> bool:
+        return self.store.cancel_requested(self.job_id) or time.time() > self.deadline
+
+    def outcome(self) -> dict:
+        """The final state after the pipeline stopped early."""
+        if self.store.cancel_requested(self.job_id):
+            return {"state": "canceled"}
+        return {"state": "failed", "error": timed_out(self.limit)}
+
+
+def execute(store: JobStore, job_id: str, settings: Settings) -> str:
     """Run queued job ``job_id`` to a final state; return that state."""
-    from aconnect.data import DataError  # TensorFlow loads here, in the worker process
-    from aconnect.harden import Cancelled
-    from aconnect.pipeline import ModelError, run_job
-    from aconnect.spec import SpecError
+    from aconnect.harden import Cancelled  # TensorFlow loads here, in the worker process
+    from aconnect.pipeline import run_job
 
-    job, claimed = _claim(store, job_id)
+    job, claimed = _claim(store, job_id, settings)
     if not claimed:
         return job["state"]
     inputs, partial = store.inputs(job_id), store.job_dir(job_id) / "outputs.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    outcome: dict = {}
-    writer = _ProgressWriter(store, job_id)
+    writer, stop = _ProgressWriter(store, job_id), _Stop(store, job, settings)
     try:
         run_job(inputs / "model.keras", inputs / "data.npz", job["spec"], partial,
-                progress=writer,
-                should_cancel=lambda: store.cancel_requested(job_id))
+                progress=writer, should_cancel=stop, load_limits=settings.load_limits)
         outcome = {"state": "succeeded", "artifacts": _publish(store, job_id, partial)}
     except Cancelled:
-        outcome = {"state": "canceled"}
-    except (SpecError, DataError, ModelError) as err:
-        outcome = {"state": "failed", "error": str(err)}
+        outcome = stop.outcome()
     except Exception as err:  # the job fails; the worker stays up for the next one
-        log.exception("job %s failed", job_id)
-        outcome = {"state": "failed",
-                   "error": f"internal error while running the job ({type(err).__name__}: "
-                            f"{err}); the service log has the details"}
+        outcome = {"state": "failed", "error": _fail_reason(err, settings)}
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)  # frees the space first if the disk is full
     store.update(job_id, finished=time.time(), stage_seconds=writer.finish(), **outcome)
     return outcome["state"]
 
@@ -115,31 +134,35 @@ def _work(store: JobStore, job_id: str) -> Path:
     return store.job_dir(job_id) / "work"
 
 
-def begin(store: JobStore, job_id: str, chunk: int) -> list[tuple] | None:
+def begin(store: JobStore, job_id: str, chunk: int,
+          settings: Settings) -> list[tuple] | None:
     """Claim the job, load and harden it; return the Monte Carlo chunks, or ``None`` when the
     job already ended (canceled, failed, taken by another worker)."""
     from aconnect.harden import Cancelled
     from aconnect.pipeline import chip_chunks, prepare
     from aconnect.spec import parse_spec
 
-    job, claimed = _claim(store, job_id)
+    job, claimed = _claim(store, job_id, settings)
     if not claimed:
         return None
     spec, work, inputs = parse_spec(job["spec"]), _work(store, job_id), store.inputs(job_id)
     shutil.rmtree(work, ignore_errors=True)  # a rerun after a crash starts clean
-    writer = _ProgressWriter(store, job_id)
+    writer, stop = _ProgressWriter(store, job_id), _Stop(store, job, settings)
     try:
         prepared, _, _ = prepare(inputs / "model.keras", inputs / "data.npz", spec, work,
-                                 progress=writer,
-                                 should_cancel=lambda: store.cancel_requested(job_id))
+                                 progress=writer, should_cancel=stop,
+                                 load_limits=settings.load_limits)
+        (work / "chips").mkdir(parents=True, exist_ok=True)
+        (work / "prepared.json").write_text(json.dumps(asdict(prepared)))
     except Cancelled:
-        store.update(job_id, state="canceled", finished=time.time())
+        shutil.rmtree(work, ignore_errors=True)
+        store.update(job_id, finished=time.time(), **stop.outcome())
         return None
     except Exception as err:
-        store.update(job_id, state="failed", error=_fail_reason(err), finished=time.time())
+        shutil.rmtree(work, ignore_errors=True)
+        store.update(job_id, state="failed", error=_fail_reason(err, settings),
+                     finished=time.time())
         return None
-    (work / "chips").mkdir(parents=True, exist_ok=True)
-    (work / "prepared.json").write_text(json.dumps(asdict(prepared)))
     chunks = chip_chunks(spec, prepared.models, chunk)
     store.update(job_id, stage="Monte Carlo", step=0,
                  total=len(spec.validation.sigmas) * spec.validation.samples * len(
@@ -148,7 +171,7 @@ def begin(store: JobStore, job_id: str, chunk: int) -> list[tuple] | None:
 
 
 def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
-              chips: int) -> None:
+              chips: int, settings: Settings) -> None:
     """Evaluate one chunk of chips; its per-chip metrics go to a file in the job's work folder."""
     import keras
 
@@ -159,6 +182,10 @@ def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
     job = store.get(job_id)
     if job["state"] != "running" or store.cancel_requested(job_id):
         return
+    if time.time() > job["started"] + settings.job_time_limit_s:
+        store.transition(job_id, ("running",), state="failed", finished=time.time(),
+                         error=timed_out(settings.job_time_limit_s))
+        return
     work = _work(store, job_id)
     prepared = Prepared(**json.loads((work / "prepared.json").read_text()))
     try:
@@ -166,18 +193,18 @@ def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
         model = keras.models.load_model(prepared.models[role], compile=False, safe_mode=True)
         data = load_npz(store.inputs(job_id) / "data.npz", need_train=False)
         metrics = evaluate_chips(model, data, spec, prepared.classes, sigma, first, chips)
+        target = work / "chips" / f"{role}-{sigma!r}-{first}.json"
+        target.write_text(json.dumps({"role": role, "sigma": sigma, "first": first,
+                                      "worker": socket.gethostname() + f"/{os.getpid()}",
+                                      "metrics": metrics}))
     except Exception as err:
-        store.transition(job_id, ("running",), state="failed", error=_fail_reason(err),
-                         finished=time.time())
+        store.transition(job_id, ("running",), state="failed",
+                         error=_fail_reason(err, settings), finished=time.time())
         raise
-    target = work / "chips" / f"{role}-{sigma!r}-{first}.json"
-    target.write_text(json.dumps({"role": role, "sigma": sigma, "first": first,
-                                  "worker": socket.gethostname() + f"/{os.getpid()}",
-                                  "metrics": metrics}))
     store.add_progress(job_id, chips)
 
 
-def complete(store: JobStore, job_id: str) -> str:
+def complete(store: JobStore, job_id: str, settings: Settings) -> str:
     """Merge the chunks in chip order, write report and models, and end the job."""
     from aconnect.pipeline import Prepared, finish
     from aconnect.spec import parse_spec
@@ -201,8 +228,11 @@ def complete(store: JobStore, job_id: str) -> str:
         artifacts = _publish(store, job_id, partial)
     except Exception as err:
         shutil.rmtree(partial, ignore_errors=True)
-        store.update(job_id, state="failed", error=_fail_reason(err), finished=time.time())
+        shutil.rmtree(work, ignore_errors=True)
+        store.update(job_id, state="failed", error=_fail_reason(err, settings),
+                     finished=time.time())
         return "failed"
+    shutil.rmtree(work, ignore_errors=True)  # chunk files and the hardened copy are merged
     stages = {**job.get("stage_seconds", {}), "Monte Carlo": time.time() - job["stage_started"]}
     store.update(job_id, state="succeeded", artifacts=artifacts, finished=time.time(),
                  workers=sorted({p["worker"] for p in pieces}), stage_seconds=stages)
