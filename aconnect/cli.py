@@ -132,7 +132,8 @@ def _job_line(job: dict) -> str:
     stage = f" {p['stage']} {p['step']}/{p['total']}" if job["state"] == "running" else ""
     eta = f", ~{p['eta_seconds']:.0f}s left" if p.get("eta_seconds") else ""
     error = f": {job['error']}" if job.get("error") else ""
-    return f"{job['id']}  {job['kind']:<8} {job['state']}{stage}{eta}{error}"
+    rerun = f" (run {job['attempts']})" if job.get("attempts", 0) > 1 else ""
+    return f"{job['id']}  {job['kind']:<8} {job['state']}{rerun}{stage}{eta}{error}"
 
 
 def _follow(client, job_id: str, console) -> dict:

@@ -68,7 +68,7 @@ def _view(request: Request, job: dict) -> schemas.Job:
                                   fraction=1.0 if job["state"] == "succeeded" else (
                                       step / total if total else 0.0), eta_seconds=eta),
         created=job["created"], started=job["started"], finished=job["finished"],
-        error=job["error"], links=links)
+        attempts=job["attempts"], error=job["error"], links=links)
 
 
 async def _save(upload: UploadFile, path: Path, limit: int, field: str) -> None:

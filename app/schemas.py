@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 State = Literal["queued", "running", "succeeded", "failed", "canceled"]
 
@@ -32,6 +32,7 @@ class Job(BaseModel):
     created: float
     started: float | None
     finished: float | None
+    attempts: int = Field(description="runs started: more than 1 when a worker died mid-job")
     error: str | None
     links: dict[str, str]
 
