@@ -1,8 +1,9 @@
-"""Prometheus metrics: jobs by state, queue depth and stage durations (read from the store at
+"""Prometheus metrics: jobs by state, queue depth, stage durations and free storage (read at
 scrape time), request latencies per route."""
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -34,6 +35,9 @@ class _JobCollector:
         for stage, values in sorted(stages.items()):
             durations.add_metric([stage], count_value=len(values), sum_value=sum(values))
         yield durations
+        disk = shutil.disk_usage(self.store.root)  # jobs fail when this reaches zero: alert
+        yield GaugeMetricFamily("aconnect_storage_free_bytes",
+                                "free space where jobs and uploads are stored", value=disk.free)
 
 
 class Metrics:

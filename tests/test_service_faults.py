@@ -96,6 +96,28 @@ def test_api_restart_keeps_every_job_state_and_artifact(tmp_path, files):
         assert "hardened.keras" in names and "report.html" in names
 
 
+def test_a_model_whose_load_breaks_the_memory_limit_fails_and_the_worker_survives(tmp_path,
+                                                                                files):
+    """Allow-listed, tiny on disk, a 5 GB kernel once built: it passes intake (202), its trial
+    load in the limited child fails, and the same worker runs the next job."""
+    from test_isolated_load import _with_units
+
+    settings = Settings(data_dir=tmp_path / "data", load_memory_mb=2500)
+    token = TokenStore(settings.tokens_file).create("max")
+    huge = _with_units(files[0], tmp_path / "huge.keras", 20_000_000)
+    with TestClient(create_app(settings)) as client:
+        job = submit(client, token, huge, files[1]).json()
+        failed = wait_for(client, token, job["id"], ("failed", "succeeded"))
+        assert failed["state"] == "failed"
+        assert failed["error"] == ("model.keras: loading the model needs more than 2500 MiB of "
+                                   "memory (limit); check the layer sizes in its config")
+        worker = _record(settings, job["id"])["worker"]
+        again = submit(client, token, *files).json()
+        done = wait_for(client, token, again["id"], ("failed", "succeeded"))
+        assert done["state"] == "succeeded", done["error"]
+        assert _record(settings, again["id"])["worker"] == worker
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 6 MiB tmpfs: a real file system that fills up (needs root, as in CI)."""
@@ -141,6 +163,9 @@ def test_a_full_disk_fails_the_job_with_a_message_and_the_api_stays_up(small_dis
         assert sorted(p.name for p in (settings.jobs_dir / job["id"]).iterdir()
                       if not p.name.startswith(".")) == ["inputs", "job.json"]
         assert client.get("/healthz").status_code == 200
+        free = [line for line in client.get("/metrics").text.splitlines()
+                if line.startswith("aconnect_storage_free_bytes ")]
+        assert free and float(free[0].split()[1]) < 6 * 2**20
         assert client.get(f"/v1/jobs/{job['id']}/artifacts",
                           headers=_auth(token)).status_code == 409
 

@@ -54,15 +54,16 @@ class _ProgressWriter:
         return self.durations
 
 
-def _fail_reason(err: BaseException, settings: Settings) -> str:
-    """What a user reads when a job fails: our own errors as they are, the server's limits and
-    a full disk named as such, anything else as an internal error (logged here)."""
+def _fail_reason(err: BaseException, settings: Settings, folder: Path) -> str:
+    """What a user reads when a job fails: our own errors as they are (without the server's
+    paths: ``folder`` is the job's), the server's limits and a full disk named as such,
+    anything else as an internal error (logged here)."""
     from aconnect.data import DataError
     from aconnect.pipeline import ModelError
     from aconnect.spec import SpecError
 
     if isinstance(err, (SpecError, DataError, ModelError)):
-        return str(err)
+        return str(err).replace(f"{folder}/inputs/", "").replace(f"{folder}/", "")
     if isinstance(err, SoftTimeLimitExceeded):
         return timed_out(settings.job_time_limit_s)
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -121,7 +122,8 @@ def execute(store: JobStore, job_id: str, settings: Settings) -> str:
     except Cancelled:
         outcome = stop.outcome()
     except Exception as err:  # the job fails; the worker stays up for the next one
-        outcome = {"state": "failed", "error": _fail_reason(err, settings)}
+        outcome = {"state": "failed",
+                   "error": _fail_reason(err, settings, store.job_dir(job_id))}
     finally:
         shutil.rmtree(partial, ignore_errors=True)  # frees the space first if the disk is full
     store.update(job_id, finished=time.time(), stage_seconds=writer.finish(), **outcome)
@@ -160,8 +162,8 @@ def begin(store: JobStore, job_id: str, chunk: int,
         return None
     except Exception as err:
         shutil.rmtree(work, ignore_errors=True)
-        store.update(job_id, state="failed", error=_fail_reason(err, settings),
-                     finished=time.time())
+        store.update(job_id, state="failed", finished=time.time(),
+                     error=_fail_reason(err, settings, store.job_dir(job_id)))
         return None
     chunks = chip_chunks(spec, prepared.models, chunk)
     store.update(job_id, stage="Monte Carlo", step=0,
@@ -199,7 +201,8 @@ def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
                                       "metrics": metrics}))
     except Exception as err:
         store.transition(job_id, ("running",), state="failed",
-                         error=_fail_reason(err, settings), finished=time.time())
+                         error=_fail_reason(err, settings, store.job_dir(job_id)),
+                         finished=time.time())
         raise
     store.add_progress(job_id, chips)
 
@@ -229,8 +232,8 @@ def complete(store: JobStore, job_id: str, settings: Settings) -> str:
     except Exception as err:
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
-        store.update(job_id, state="failed", error=_fail_reason(err, settings),
-                     finished=time.time())
+        store.update(job_id, state="failed", finished=time.time(),
+                     error=_fail_reason(err, settings, store.job_dir(job_id)))
         return "failed"
     shutil.rmtree(work, ignore_errors=True)  # chunk files and the hardened copy are merged
     stages = {**job.get("stage_seconds", {}), "Monte Carlo": time.time() - job["stage_started"]}
