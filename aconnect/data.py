@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from aconnect.intake import UnsafeFile, inspect_npz
+from aconnect.targets import is_one_hot
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("x_val", "y_val")
@@ -116,7 +117,7 @@ def check_fits(model: keras.Model, data: Dataset) -> str:
                                 f"has {classes} outputs (labels 0..{classes - 1})")
             kind = "classification"
         elif tuple(y.shape[1:]) == output or (y.ndim == 1 and output in ((1,), ())):
-            kind = "classification" if _one_hot(y) else "regression"
+            kind = "classification" if is_one_hot(y) else "regression"
         else:
             raise DataError(f"y_{part} has shape {tuple(y.shape)}; expected class indices of "
                             f"shape ({len(y)},) or targets of shape ({len(y)}, "
@@ -126,8 +127,3 @@ def check_fits(model: keras.Model, data: Dataset) -> str:
                             f"like {task}")
         task = kind
     return task or "classification"
-
-
-def _one_hot(y: np.ndarray) -> bool:
-    return y.ndim == 2 and y.shape[1] > 1 and bool(np.all((y == 0) | (y == 1))) and bool(
-        np.all(y.sum(1) == 1))

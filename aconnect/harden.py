@@ -11,6 +11,7 @@ import numpy as np
 from aconnect.convert import ConversionSummary, convert, plan_conversion
 from aconnect.data import Dataset, check_fits
 from aconnect.spec import JobSpec, parse_spec
+from aconnect.targets import are_probabilities
 
 
 class Cancelled(RuntimeError):
@@ -47,8 +48,7 @@ class HardenResult:
 
 def outputs_probabilities(model: keras.Model, x: np.ndarray) -> bool:
     """Whether ``model`` ends in a softmax (non-negative rows summing to 1) rather than logits."""
-    out = np.asarray(model.predict(x[:16], verbose=0), dtype=np.float64)
-    return bool(out.min() >= 0 and np.allclose(out.sum(-1), 1.0, atol=1e-4))
+    return are_probabilities(model.predict(x[:16], verbose=0))
 
 
 def loss_and_metrics(task: str, model: keras.Model, data: Dataset):

@@ -20,6 +20,7 @@ from aconnect.chip_batch import chip_batch, draw_chip_masks
 from aconnect.chips import aconnect_layers, chip_seed
 from aconnect.convert import convert
 from aconnect.mismatch import Mismatch
+from aconnect.targets import are_probabilities, is_one_hot
 
 STATISTICS = ("median", "q1", "q3", "iqr", "min", "max", "mean", "std", "p5", "p95")
 
@@ -70,7 +71,7 @@ def _task(y: np.ndarray, outputs: int, task: str) -> str:
             raise ValueError(f"task={task!r} must be 'auto', 'classification' or 'regression'")
         return task
     integer_labels = np.issubdtype(y.dtype, np.integer) and y.ndim == 1
-    one_hot = y.ndim == 2 and y.shape[1] == outputs > 1 and np.all((y == 0) | (y == 1))
+    one_hot = is_one_hot(y) and y.shape[1] == outputs
     return "classification" if (integer_labels or one_hot) and outputs > 1 else "regression"
 
 
@@ -98,9 +99,8 @@ class _Accumulator:
             self._add("mse", ops.mean(err**2, axis=-1))
             self._add("mae", ops.mean(ops.abs(err), axis=-1))
             return
-        if self.probabilities is None:
-            self.probabilities = bool(ops.convert_to_numpy(
-                (ops.min(outputs) >= 0) & (ops.max(ops.abs(ops.sum(outputs, -1) - 1)) < 1e-3)))
+        if self.probabilities is None:  # judged once, on the first batch of outputs
+            self.probabilities = are_probabilities(ops.convert_to_numpy(outputs))
         logp = (ops.log(ops.clip(outputs, 1e-12, 1.0)) if self.probabilities
                 else ops.log_softmax(outputs, axis=-1))
         labels = ops.cast(y if len(y.shape) == 1 else ops.argmax(y, -1), "int32")
