@@ -4,8 +4,8 @@ Inspection (``aconnect.intake``) proves a file names only allow-listed Keras obj
 allow-listed layer can still ask for a 100 GB kernel, and a Keras loader bug could still hang
 or crash. So a service loads an uploaded model first in a child process that can be killed:
 capped address space (``RLIMIT_AS``), capped CPU seconds (``RLIMIT_CPU``), killed with its
-parent and after a wall-clock timeout. Only a file that
-loads there is loaded by the worker itself.
+parent and after a wall-clock timeout. Only a file that loads there is loaded by the worker
+itself.
 
 The child is ``aconnect/_load_child.py``, run as a script so that the limits are in place
 before anything (TensorFlow included) is imported.

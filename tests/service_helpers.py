@@ -1,6 +1,7 @@
 """Small real inputs for service tests: a trained digits model and its data, on disk."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -51,3 +52,13 @@ def wait_for(client, token, job_id, states, timeout=180.0):
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not reach {states} in {timeout}s: {job}")
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie is dead, just not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False

@@ -1,7 +1,6 @@
 """Trial loads in a limited child process: what loads passes, what breaks a limit is refused."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from aconnect.isolated_load import CHILD, LoadLimits, LoadRefused, trial_load
 from aconnect.pipeline import ModelError, load_model
+from service_helpers import alive
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +95,8 @@ def test_the_loader_dies_with_its_parent(small, tmp_path):
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     for _ in range(100):
-        if not _alive(child):
+        if not alive(child):
             break
         time.sleep(0.05)
-    assert not _alive(child)
+    assert not alive(child)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead, just not yet reaped
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from app.auth import TokenStore
 from app.main import create_app
 from app.settings import Settings
+from app.store import JobStore
 from service_helpers import QUICK_SPEC, SLOW_SPEC, make_job_files, submit, wait_for
 
 BROKER = "redis://127.0.0.1:6379/15"
@@ -46,6 +47,21 @@ def celery_workers(settings: Settings, count: int = 1, **env_extra: str):
                 worker.kill()
 
 
+def _redis(port: int) -> subprocess.Popen:
+    """A private Redis without persistence (so a restart forgets every queued message)."""
+    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                               "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    for _ in range(100):
+        try:
+            client.ping()
+            return server
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"redis-server did not start on port {port}")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def redis_server():
     """Use the Redis on 127.0.0.1:6379, or start one there for these tests."""
@@ -59,15 +75,7 @@ def redis_server():
     if shutil.which("redis-server") is None:
         pytest.fail("these tests need a Redis server: nothing answers on 127.0.0.1:6379 and "
                     "redis-server is not installed (apt-get install redis-server)")
-    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", "6379",
-                               "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.1)
+    server = _redis(6379)
     yield
     server.terminate()
     server.wait(10)
@@ -144,7 +152,7 @@ def test_monte_carlo_fanned_out_over_two_workers_equals_one_process(tmp_path):
             assert done["state"] == "succeeded", done["error"]
             fanned = client.get(f"/v1/jobs/{job['id']}/report",
                                 headers={"Authorization": f"Bearer {token}"}).json()
-        stored = json.loads((settings.jobs_dir / job["id"] / "job.json").read_text())
+        stored = JobStore(settings.jobs_dir).get(job["id"])
         assert len(stored["workers"]) == 2  # both worker processes evaluated chunks
     single = json.loads(run_job(model, data, spec, tmp_path / "single")["report.json"]
                         .read_text())
@@ -164,7 +172,7 @@ MEDIUM_SPEC = {"kind": "harden", "training": {"epochs": 40, "batch_size": 8,
 def _kill_worker_of(jobs_dir: Path, job_id: str, attempt: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        job = json.loads((jobs_dir / job_id / "job.json").read_text())
+        job = JobStore(jobs_dir).get(job_id)
         if job["state"] == "running" and job["attempts"] == attempt and job.get("step", 0) > 0:
             os.kill(int(job["worker"].rpartition("/")[2]), signal.SIGKILL)
             return
@@ -180,7 +188,7 @@ def test_a_killed_worker_process_is_retried_then_given_up(tmp_path):
             _kill_worker_of(settings.jobs_dir, once["id"], attempt=1)
             done = wait_for(client, token, once["id"], ("succeeded", "failed"), timeout=240)
             assert done["state"] == "succeeded", done["error"]
-            stored = json.loads((settings.jobs_dir / once["id"] / "job.json").read_text())
+            stored = JobStore(settings.jobs_dir).get(once["id"])
             assert stored["attempts"] == 2
 
             twice = submit(client, token, model, data, MEDIUM_SPEC).json()
@@ -191,21 +199,6 @@ def test_a_killed_worker_process_is_retried_then_given_up(tmp_path):
             assert "stopped 2 times" in failed["error"]
             assert client.get(f"/v1/jobs/{twice['id']}/artifacts",
                               headers={"Authorization": f"Bearer {token}"}).status_code == 409
-
-
-def _redis(port: int) -> subprocess.Popen:
-    """A private Redis without persistence (so a restart forgets every queued message)."""
-    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
-                               "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=1)
-    for _ in range(100):
-        try:
-            client.ping()
-            return server
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"redis-server did not start on port {port}")
 
 
 def test_a_redis_restart_with_jobs_queued_and_running_loses_none(tmp_path):

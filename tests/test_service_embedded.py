@@ -11,6 +11,7 @@ import aconnect
 from app.auth import TokenStore
 from app.main import create_app
 from app.settings import Settings
+from app.store import JobStore
 from service_helpers import QUICK_SPEC, SLOW_SPEC, make_job_files, submit, wait_for
 
 
@@ -142,13 +143,12 @@ def test_a_killed_worker_is_replaced_and_its_job_resumes(tmp_path):
     with TestClient(create_app(settings)) as client:
         job = submit(client, token, model, data, spec).json()
         deadline = time.monotonic() + 120
-        while (record := json.loads((settings.jobs_dir / job["id"] / "job.json").read_text())
-               ).get("step", 0) == 0 and time.monotonic() < deadline:
+        while (record := JobStore(settings.jobs_dir).get(job["id"])).get("step", 0) == 0 and \
+                time.monotonic() < deadline:
             time.sleep(0.1)
         killed = record["worker"]
         os.kill(int(killed.rpartition("/")[2]), signal.SIGKILL)
         done = wait_for(client, token, job["id"], ("succeeded", "failed"))
         assert done["state"] == "succeeded", done["error"]
         assert done["attempts"] == 2  # the API says the job was run again
-        record = json.loads((settings.jobs_dir / job["id"] / "job.json").read_text())
-        assert record["worker"] != killed
+        assert JobStore(settings.jobs_dir).get(job["id"])["worker"] != killed

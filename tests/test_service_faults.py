@@ -1,7 +1,6 @@
 """Embedded service under faults: time limits (soft, then hard), a full disk, an API restart."""
 
 import errno
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,7 +11,8 @@ from fastapi.testclient import TestClient
 from app.auth import TokenStore
 from app.main import create_app
 from app.settings import Settings
-from service_helpers import QUICK_SPEC, SLOW_SPEC, make_job_files, submit, wait_for
+from app.store import JobStore
+from service_helpers import QUICK_SPEC, SLOW_SPEC, alive, make_job_files, submit, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,11 @@ def _auth(token):
 
 
 def _record(settings: Settings, job_id: str) -> dict:
-    return json.loads((settings.jobs_dir / job_id / "job.json").read_text())
+    return JobStore(settings.jobs_dir).get(job_id)
 
 
 def _alive(worker: str) -> bool:
-    try:
-        os.kill(int(worker.rpartition("/")[2]), 0)
-        return True
-    except ProcessLookupError:
-        return False
+    return alive(int(worker.rpartition("/")[2]))
 
 
 def test_a_job_past_its_time_limit_fails_and_its_worker_goes_on(tmp_path, files):

@@ -95,7 +95,10 @@ class _Stop:
         self.limit = settings.job_time_limit_s
 
     def __call__(self) -> bool:
-        return self.store.cancel_requested(self.job_id) or time.time() > self.deadline
+        return self.store.cancel_requested(self.job_id) or self.past_deadline()
+
+    def past_deadline(self) -> bool:
+        return time.time() > self.deadline
 
     def outcome(self) -> dict:
         """The final state after the pipeline stopped early."""
@@ -184,7 +187,7 @@ def run_chunk(store: JobStore, job_id: str, role: str, sigma: float, first: int,
     job = store.get(job_id)
     if job["state"] != "running" or store.cancel_requested(job_id):
         return
-    if time.time() > job["started"] + settings.job_time_limit_s:
+    if _Stop(store, job, settings).past_deadline():
         store.transition(job_id, ("running",), state="failed", finished=time.time(),
                          error=timed_out(settings.job_time_limit_s))
         return
